@@ -1,0 +1,65 @@
+//! The [`CmdbLookup`] trait and its record type.
+
+use async_trait::async_trait;
+use secure_export_itsm::CiRef;
+use serde::{Deserialize, Serialize};
+
+/// How a configuration item was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum CiSource {
+    /// Matched by ARM resource id (ServiceNow `object_id`, BMC `CloudID`).
+    ResourceId,
+    /// Matched by name.
+    Name,
+    /// Matched by a static map from resource-id pattern to CI.
+    StaticMap,
+    /// The connection's fallback CI.
+    Fallback,
+}
+
+/// A configuration item found in a CMDB.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CiRecord {
+    /// What the ITSM needs to reference the CI (ServiceNow `sys_id`, BMC reconciliation id).
+    pub id: String,
+    /// The CI's name.
+    pub name: String,
+    /// The CI class (ServiceNow `sys_class_name`, BMC class name such as `BMC_ComputerSystem`).
+    pub class: Option<String>,
+    /// How it was found.
+    pub source: CiSource,
+}
+
+impl From<CiRecord> for CiRef {
+    fn from(r: CiRecord) -> Self {
+        Self { id: r.id, name: r.name, class: r.class }
+    }
+}
+
+/// A lookup that failed (as opposed to one that found nothing, which is `Ok(vec![])`).
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum LookupError {
+    /// The CMDB could not be reached or answered an error.
+    #[error("cmdb lookup failed: {0}")]
+    Backend(#[from] secure_export_itsm::ItsmError),
+    /// The lookup did not finish before its deadline.
+    #[error("cmdb lookup timed out after {0:?}")]
+    Timeout(std::time::Duration),
+}
+
+/// Finds configuration items in one CMDB.
+#[async_trait]
+pub trait CmdbLookup: Send + Sync + std::fmt::Debug {
+    /// Finds CIs whose Azure resource id equals `resource_id` (given normalized: lowercase ARM
+    /// id). Comparison must be case-insensitive.
+    async fn by_resource_id(&self, resource_id: &str) -> Result<Vec<CiRecord>, LookupError>;
+
+    /// Finds CIs by name, optionally restricted to a CI class (`class_hint`).
+    async fn by_name(
+        &self,
+        name: &str,
+        class_hint: Option<&str>,
+    ) -> Result<Vec<CiRecord>, LookupError>;
+}
