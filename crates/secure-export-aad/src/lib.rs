@@ -1,1 +1,57 @@
-//! `secure-export-aad`: Azure AD (Entra ID) token verification for Azure Monitor Secure Webhook calls.
+//! Verifies the Entra ID (Azure AD) bearer token that Azure Monitor's Secure Webhook action sends.
+//!
+//! Azure Monitor calls as the first-party app "AzNS AAD Webhook" with an app-only token for your
+//! own Entra application. [`TokenVerifier`] checks it the strict way (see `security.md` in the
+//! design notes): RS256 only, keys from the tenant's OIDC metadata (cached, refreshed with a
+//! throttle, stale keys served through outages), `exp`/`nbf`/`iat` with leeway and a lifetime
+//! bound, exact issuer per tenant and version, tenant allow-list, audience, caller app id, the
+//! `ActionGroupsSecureWebhook` role, and no user (`scp`) or proof-of-possession (`cnf`) tokens.
+//!
+//! Every failure is a [`VerifyError`] with a stable [`code`](VerifyError::code) and an
+//! [`ErrorClass`] that maps to 401, 403 or 503. The token never appears in errors, logs or `Debug`.
+//!
+//! ```no_run
+//! use secure_export_aad::{ErrorClass, TokenVerifier};
+//! # async fn handle(authorization: Option<&str>) -> Result<(), Box<dyn std::error::Error>> {
+//! let verifier = TokenVerifier::builder(
+//!     ["72f988bf-86f1-41af-91ab-2d7cd011db47"],          // your tenant
+//!     ["6f2d1a1e-0c5b-4a53-9d43-5d4b6c7e8f90", "api://itsm-receiver"], // client id, App ID URI
+//! )
+//! .build()?;
+//! verifier.warm_up().await.ok(); // load keys now; retried on first use if this fails
+//! match verifier.verify_header(authorization).await {
+//!     Ok(caller) => println!("alert from app {} in tenant {}", caller.app_id, caller.tenant_id),
+//!     Err(e) => {
+//!         let status = e.class().http_status(); // 401, 403 or 503
+//!         eprintln!("rejected ({}): {e}; answering {status}", e.code());
+//!         assert!(e.class() != ErrorClass::Unavailable || status == 503);
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! With the `test-util` feature, [`test_util::TestIssuer`] serves discovery and JWKS on loopback
+//! and mints tokens, for tests and demos.
+
+mod claims;
+mod clock;
+mod error;
+mod jose;
+mod jwks;
+mod key_source;
+mod peek;
+mod policy;
+mod verifier;
+
+#[cfg(feature = "test-util")]
+pub mod test_util;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{BuildError, ErrorClass, VerifyError};
+pub use jose::MAX_TOKEN_LEN;
+pub use peek::peek_tenant_id;
+pub use policy::{
+    AZURE_MONITOR_APP_ID, AZURE_MONITOR_APP_ID_US_GOV, Cloud, DEFAULT_ROLE, TokenVersion,
+    TokenVersions,
+};
+pub use verifier::{MAX_LEEWAY, TokenVerifier, TokenVerifierBuilder, VerifiedCaller};

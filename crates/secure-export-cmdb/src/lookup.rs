@@ -33,7 +33,11 @@ pub struct CiRecord {
 
 impl From<CiRecord> for CiRef {
     fn from(r: CiRecord) -> Self {
-        Self { id: r.id, name: r.name, class: r.class }
+        Self {
+            id: r.id,
+            name: r.name,
+            class: r.class,
+        }
     }
 }
 
@@ -54,6 +58,10 @@ pub enum LookupError {
 pub trait CmdbLookup: Send + Sync + std::fmt::Debug {
     /// Finds CIs whose Azure resource id equals `resource_id` (given normalized: lowercase ARM
     /// id). Comparison must be case-insensitive.
+    ///
+    /// Subscription targets (service-health alerts) arrive as `/subscriptions/<id>`; a CMDB
+    /// that stores subscriptions by bare id (ServiceNow discovery's
+    /// `cmdb_ci_cloud_service_account.object_id`) should match that too.
     async fn by_resource_id(&self, resource_id: &str) -> Result<Vec<CiRecord>, LookupError>;
 
     /// Finds CIs by name, optionally restricted to a CI class (`class_hint`).

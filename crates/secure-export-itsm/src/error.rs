@@ -178,4 +178,23 @@ mod tests {
             assert_eq!(err.retry_class(), *class, "{err}");
         }
     }
+
+    #[test]
+    fn labels_and_status() {
+        assert_eq!(http(429, None).metric_label(), "http_429");
+        assert_eq!(http(429, None).status(), Some(429));
+        let others = [
+            (ItsmError::Connect { backend: "t", message: String::new() }, "connect"),
+            (ItsmError::Timeout { backend: "t", message: String::new() }, "timeout"),
+            (ItsmError::InvalidResponse { backend: "t", message: String::new() }, "invalid_response"),
+            (ItsmError::Auth { backend: "t", message: String::new() }, "auth"),
+            (ItsmError::NotFound { backend: "t", id: String::new() }, "not_found"),
+            (ItsmError::Config { backend: "t", message: String::new() }, "config"),
+        ];
+        for (err, label) in others {
+            assert_eq!(err.metric_label(), label);
+            assert_eq!(err.status(), None);
+        }
+        assert_eq!(http(404, None).to_string(), "test answered HTTP 404: m");
+    }
 }

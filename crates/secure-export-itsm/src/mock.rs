@@ -103,6 +103,12 @@ impl MockConnector {
         }
     }
 
+    /// Makes the next calls of `op` (or of any operation) fail with `errors`, in order.
+    pub fn fail_sequence(&self, op: Option<MockOp>, errors: impl IntoIterator<Item = ItsmError>) {
+        let mut inner = self.lock();
+        inner.script.extend(errors.into_iter().map(|e| (op, e)));
+    }
+
     /// Every ticket, ordered by id.
     #[must_use]
     pub fn tickets(&self) -> Vec<MockTicket> {
@@ -288,5 +294,63 @@ mod tests {
         assert_eq!(m.call_count(MockOp::Create), 4);
         assert_eq!(m.tickets_for("c1").len(), 2);
         assert!(m.state(&WorkItemRef::new("nope")).await.is_err());
+    }
+
+    fn http(status: u16) -> ItsmError {
+        ItsmError::Http {
+            backend: "mock",
+            status,
+            message: format!("status {status}"),
+            detail: None,
+            code: None,
+            retry_after: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn sequences_apply_in_order_and_only_to_their_operation() {
+        let m = MockConnector::new();
+        m.fail_sequence(Some(MockOp::Resolve), [http(503), http(500)]);
+        m.fail_next(None, http(502));
+        // The any-operation failure is behind the two resolve failures but hits the first call
+        // that is not a resolve.
+        let err = m.create(&NewWorkItem::new("c", "t", Severity::Sev3)).await.unwrap_err();
+        assert_eq!(err.status(), Some(502));
+        let r = m.create(&NewWorkItem::new("c", "t", Severity::Sev3)).await.unwrap();
+        let statuses: Vec<Option<u16>> = [
+            m.resolve(&r, &Resolution::new("x")).await,
+            m.resolve(&r, &Resolution::new("x")).await,
+            m.resolve(&r, &Resolution::new("x").with_code("Duplicate")).await,
+        ]
+        .iter()
+        .map(|res| res.as_ref().err().and_then(ItsmError::status))
+        .collect();
+        assert_eq!(statuses, [Some(503), Some(500), None]);
+        let t = m.ticket(&r.id).unwrap();
+        assert_eq!(t.resolution.unwrap().code.as_deref(), Some("Duplicate"));
+        let failed: Vec<bool> = m.calls().iter().map(|c| c.failed).collect();
+        assert_eq!(failed, [true, false, true, true, false]);
+    }
+
+    #[tokio::test]
+    async fn closed_tickets_cannot_be_reopened_or_found() {
+        let m = MockConnector::new();
+        let r = m.create(&NewWorkItem::new("c", "t", Severity::Sev0)).await.unwrap();
+        assert!(m.close_by_person(&r.id));
+        assert!(!m.close_by_person("missing"));
+        assert_eq!(m.state(&r).await.unwrap(), WorkItemState::Closed);
+        assert_eq!(m.find_open("c").await.unwrap(), None);
+        let err = m.reopen(&r, "again").await.unwrap_err();
+        assert_eq!(err.status(), Some(409));
+        assert!(!err.retry_class().is_retryable());
+        assert!(err.to_string().contains(r.display()));
+        m.update(&r, &WorkItemUpdate::default().with_field("u_x", 1)).await.unwrap();
+        assert_eq!(m.ticket(&r.id).unwrap().fields["u_x"], 1);
+        m.health().await.unwrap();
+        assert_eq!(m.call_count(MockOp::Health), 1);
+        assert!(matches!(
+            m.update(&WorkItemRef::new("nope"), &WorkItemUpdate::note("n")).await,
+            Err(ItsmError::NotFound { .. })
+        ));
     }
 }

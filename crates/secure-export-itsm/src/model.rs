@@ -218,3 +218,32 @@ impl WorkItemState {
         matches!(self, Self::Open)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builders_and_helpers() {
+        let item = NewWorkItem::new("c", "title", Severity::Sev2)
+            .with_description("d")
+            .with_correlation_display("Azure Monitor: rule")
+            .with_ci(CiRef::new("1", "vm1"))
+            .with_ci(CiRef::new("2", "vm2"))
+            .with_field("u_a", "b");
+        assert_eq!(item.primary_ci().map(|c| c.name.as_str()), Some("vm1"));
+        assert_eq!(item.correlation_display, "Azure Monitor: rule");
+        assert_eq!(item.fields["u_a"], "b");
+        assert_eq!(NewWorkItem::new("c", "t", Severity::Sev0).primary_ci(), None);
+        let sevs = [Severity::Sev0, Severity::Sev1, Severity::Sev2, Severity::Sev3, Severity::Sev4];
+        assert_eq!(sevs.map(Severity::as_u8), [0, 1, 2, 3, 4]);
+        assert!(Severity::Sev0 < Severity::Sev4);
+        let mut r = WorkItemRef::new("sys-1");
+        assert_eq!(r.display(), "sys-1");
+        r.number = Some("INC0010001".to_owned());
+        assert_eq!(r.display(), "INC0010001");
+        assert!(WorkItemState::Open.is_open() && !WorkItemState::Resolved.is_open());
+        let u = WorkItemUpdate::note("n").with_field("state", "2");
+        assert_eq!((u.work_note.as_deref(), u.fields.len()), (Some("n"), 1));
+    }
+}

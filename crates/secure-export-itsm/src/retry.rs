@@ -55,5 +55,24 @@ mod tests {
         assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-5", now), None);
+        assert_eq!(parse_retry_after("", now), None);
+        assert!(RetryClass::Throttled(Duration::ZERO).is_retryable());
+        assert!(!RetryClass::Permanent.is_retryable());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_and_never_exceeds_the_cap(value in "\\PC{0,40}", secs in 0u64..4_000_000_000) {
+            let now = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+            if let Some(wait) = parse_retry_after(&value, now) {
+                proptest::prop_assert!(wait <= MAX_RETRY_AFTER);
+            }
+        }
+
+        #[test]
+        fn seconds_round_trip_below_the_cap(n in 0u64..600) {
+            let now = SystemTime::now();
+            proptest::prop_assert_eq!(parse_retry_after(&n.to_string(), now), Some(Duration::from_secs(n)));
+        }
     }
 }

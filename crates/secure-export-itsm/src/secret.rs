@@ -5,7 +5,9 @@ use std::fmt;
 /// A secret string (password, client secret, token) that never prints itself.
 ///
 /// `Debug` prints `Secret([redacted])`; there is no `Display` and no `Serialize`. Read the value
-/// only where it is sent, through [`expose_secret`](Self::expose_secret).
+/// only where it is sent, through [`expose_secret`](Self::expose_secret). The bytes are
+/// overwritten with zeros when the value is dropped (best effort: copies made by the allocator
+/// when a string grows, or by code that read the secret, are not reached).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
@@ -37,6 +39,15 @@ impl fmt::Debug for Secret {
     }
 }
 
+impl Drop for Secret {
+    fn drop(&mut self) {
+        let mut bytes = std::mem::take(&mut self.0).into_bytes();
+        bytes.iter_mut().for_each(|b| *b = 0);
+        // Keep the zeroing from being optimised away as a dead store.
+        std::hint::black_box(&bytes);
+    }
+}
+
 impl From<String> for Secret {
     fn from(value: String) -> Self {
         Self(value)
@@ -59,5 +70,7 @@ mod tests {
         assert_eq!(format!("{s:?}"), "Secret([redacted])");
         assert!(!format!("{:?}", Some(&s)).contains("hunter2"));
         assert_eq!(s.expose_secret(), "hunter2");
+        assert!(!s.is_empty() && Secret::new("").is_empty());
+        assert_eq!(Secret::from("a"), Secret::from("a".to_owned()));
     }
 }

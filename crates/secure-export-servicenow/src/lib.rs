@@ -1,1 +1,53 @@
-//! `secure-export-servicenow`: ServiceNow Table API backend (incidents, events, CMDB lookup) for secure-export.
+//! The ServiceNow backend of secure-export: incidents or Event Management events through the
+//! Table API, and CMDB lookups for binding Azure resources to configuration items.
+//!
+//! - [`ServiceNowConnector`] implements [`ItsmConnector`](secure_export_itsm::ItsmConnector):
+//!   it creates incidents with `correlation_id`/`correlation_display`, finds the open one by
+//!   `correlation_id=<id>^active=true`, adds work notes, resolves with state 6 plus
+//!   `close_code`/`close_notes`, and reopens. With [`WorkItemKind::Event`] it sends `em_event`
+//!   records keyed by `message_key` instead.
+//! - [`ServiceNowCmdb`] implements [`CmdbLookup`](secure_export_cmdb::CmdbLookup) on `cmdb_ci`.
+//! - Authentication is basic or OAuth 2.0 (`/oauth_token.do`, password grant with refresh
+//!   token, or client credentials); tokens are renewed before they expire and once after a 401.
+//!
+//! What it does not do: retry. Every error carries its
+//! [`retry_class`](secure_export_itsm::ItsmError::retry_class) and the caller (the outbox)
+//! decides; the only repeat is the single request after renewing a rejected token.
+//!
+//! ```no_run
+//! use secure_export_itsm::{ItsmConnector, NewWorkItem, Resolution, Secret, Severity};
+//! use secure_export_servicenow::{Auth, ServiceNowConfig, ServiceNowConnector};
+//!
+//! # async fn run() -> Result<(), secure_export_itsm::ItsmError> {
+//! let config = ServiceNowConfig::new(
+//!     "https://acme.service-now.com",
+//!     Auth::basic("azure.monitor", Secret::new("from-your-vault")),
+//! )
+//! .with_assignment_group("d625dccec0a8016700a222a0f7900d06");
+//! let client = reqwest::Client::builder()
+//!     .redirect(reqwest::redirect::Policy::none())
+//!     .build()
+//!     .map_err(|e| secure_export_itsm::ItsmError::Config { backend: "servicenow", message: e.to_string() })?;
+//! let servicenow = ServiceNowConnector::new(config, client)?;
+//!
+//! let item = NewWorkItem::new("alert-123", "[Sev1] CPU high on vm1", Severity::Sev1);
+//! let incident = match servicenow.find_open(&item.correlation_id).await? {
+//!     Some(open) => open,
+//!     None => servicenow.create(&item).await?,
+//! };
+//! servicenow.resolve(&incident, &Resolution::new("Azure Monitor: alert resolved")).await?;
+//! # Ok(()) }
+//! ```
+
+mod cmdb;
+mod config;
+mod connector;
+mod errors;
+mod event;
+mod fields;
+mod incident;
+mod transport;
+
+pub use cmdb::ServiceNowCmdb;
+pub use config::{Auth, Clock, ServiceNowConfig, SeverityMap, WorkItemKind};
+pub use connector::ServiceNowConnector;

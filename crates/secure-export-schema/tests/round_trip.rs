@@ -1,0 +1,119 @@
+//! parse -> serialize -> parse gives equal values, and no member is lost.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use secure_export_schema::{Alert, AlertContext};
+use serde_json::{Value, json};
+use support::{FRAGMENTS, assert_preserved, complete_payload, fixtures};
+
+fn round_trip(name: &str, bytes: &[u8]) -> (Alert, Alert, Value) {
+    let first = Alert::from_slice(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let out = serde_json::to_vec(&first).unwrap();
+    let second = Alert::from_slice(&out).unwrap_or_else(|e| panic!("{name} (re-parse): {e}"));
+    (first, second, serde_json::from_slice(&out).unwrap())
+}
+
+#[test]
+fn common_fixtures_round_trip_without_loss() {
+    for (name, bytes) in fixtures("") {
+        let (first, second, out) = round_trip(&name, &bytes);
+        assert_eq!(first, second, "{name}");
+        let input: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_preserved(&input, &out, &name);
+    }
+}
+
+#[test]
+fn complete_fragment_payloads_round_trip_without_loss() {
+    for (file, service, signal, _) in FRAGMENTS {
+        let bytes = complete_payload(file, service, signal);
+        let (first, second, out) = round_trip(file, &bytes);
+        assert_eq!(first, second, "{file}");
+        let input: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_preserved(&input, &out, file);
+    }
+}
+
+#[test]
+fn legacy_fixtures_round_trip_through_the_common_form() {
+    for (name, bytes) in fixtures("legacy") {
+        let (first, second, out) = round_trip(&name, &bytes);
+        assert_eq!(first.essentials, second.essentials, "{name}");
+        assert_eq!(first.alert_context, second.alert_context, "{name}");
+        assert_eq!(first.custom_properties, second.custom_properties, "{name}");
+        assert_eq!(out["schemaId"], "azureMonitorCommonAlertSchema", "{name}");
+    }
+}
+
+#[test]
+fn unknown_members_survive_at_every_level() {
+    let input = json!({
+        "schemaId": "azureMonitorCommonAlertSchema",
+        "topLevelExtra": {"a": [1, 2, 3]},
+        "data": {
+            "dataExtra": true,
+            "essentials": {
+                "monitorCondition": "Fired",
+                "monitoringService": "Platform",
+                "alertRuleID": "/subscriptions/s/resourceGroups/rg/providers/microsoft.insights/metricAlerts/r",
+                "alertTargetIds": ["/subscriptions/s"],
+                "brandNewEssential": {"nested": "x"}
+            },
+            "alertContext": {
+                "conditionType": "SingleResourceMultipleMetricCriteria",
+                "futureMember": 42,
+                "condition": {
+                    "windowSize": "PT1M",
+                    "allOf": [{"metricName": "m", "newCriterionField": [null, "y"]}],
+                    "newConditionField": "z"
+                }
+            },
+            "customProperties": {"k": "v"}
+        }
+    });
+    let bytes = serde_json::to_vec(&input).unwrap();
+    let (first, second, out) = round_trip("inline", &bytes);
+    assert_eq!(first, second);
+    assert!(first.warnings().is_empty(), "{:?}", first.warnings());
+    assert_eq!(
+        first
+            .essentials
+            .alert_rule_id
+            .as_deref()
+            .map(|s| s.ends_with("/r")),
+        Some(true)
+    );
+    assert_eq!(
+        first.essentials.alert_target_ids.as_ref().map(Vec::len),
+        Some(1)
+    );
+    assert!(first.essentials.extra.contains_key("brandNewEssential"));
+    assert_eq!(first.extra()["topLevelExtra"], json!({"a": [1, 2, 3]}));
+    assert_eq!(first.data_extra()["dataExtra"], json!(true));
+    let AlertContext::MetricStatic(ctx) = &first.alert_context else {
+        panic!()
+    };
+    assert_eq!(ctx.extra["futureMember"], json!(42));
+    assert_preserved(&input, &out, "inline");
+}
+
+#[test]
+fn unknown_context_round_trips_verbatim() {
+    let input = json!({
+        "schemaId": "azureMonitorCommonAlertSchema",
+        "data": {
+            "essentials": {"monitorCondition": "Resolved", "monitoringService": "Quantum Monitor"},
+            "alertContext": {"anything": [1, {"goes": null}]},
+            "customProperties": null
+        }
+    });
+    let (first, second, out) = round_trip("unknown", &serde_json::to_vec(&input).unwrap());
+    assert_eq!(first, second);
+    assert_eq!(first.context_kind(), "unknown");
+    assert_eq!(out["data"]["alertContext"], input["data"]["alertContext"]);
+    assert_eq!(
+        out["data"]["essentials"]["monitoringService"],
+        "Quantum Monitor"
+    );
+}

@@ -1,0 +1,177 @@
+//! [`ServiceNowCmdb`]: CMDB lookups on `cmdb_ci` (or configured classes).
+
+use std::fmt;
+
+use async_trait::async_trait;
+use reqwest::Method;
+use secure_export_cmdb::{CiRecord, CiSource, CmdbLookup, LookupError};
+use secure_export_itsm::ItsmError;
+use serde_json::Value;
+
+use crate::config::{ServiceNowConfig, is_identifier};
+use crate::fields::{field, result};
+use crate::transport::Transport;
+
+const FIELDS: &str = "sys_id,name,sys_class_name,object_id";
+/// At most this many CIs are returned per lookup.
+const LIMIT: &str = "20";
+
+/// Finds configuration items by Azure resource id (`object_id`) or by name.
+///
+/// # Case of resource ids
+/// ARM ids vary in case and the Table API's `=` is documented as case-sensitive, while the
+/// binder hands us lowercase ids. A lookup first asks for `object_id=<id>` (exact; this is
+/// enough when discovery stored the id in lowercase or the instance compares case-insensitively,
+/// as MySQL/MariaDB-backed instances do). When that finds nothing it asks for
+/// `object_idENDSWITH/<resource name>` (the `LIKE` family compares case-insensitively on those
+/// instances), a narrow query on the last id segment, and keeps only rows whose `object_id`
+/// equals the id ignoring ASCII case. Two requests at most per class, and never a false match.
+/// A subscription-only id also matches the bare subscription id stored on
+/// `cmdb_ci_cloud_service_account`.
+#[derive(Clone)]
+pub struct ServiceNowCmdb {
+    transport: Transport,
+    classes: Vec<String>,
+}
+
+impl ServiceNowCmdb {
+    /// A lookup with its own connection settings (only `instance_url`, `auth`, `timeout`,
+    /// `cmdb_classes` and `clock` are used).
+    ///
+    /// # Errors
+    /// [`ItsmError::Config`] naming the bad setting.
+    pub fn new(config: &ServiceNowConfig, client: reqwest::Client) -> Result<Self, ItsmError> {
+        let transport = Transport::new(config, client)?;
+        Ok(Self::from_transport(transport, config.cmdb_classes.clone()))
+    }
+
+    pub(crate) fn from_transport(transport: Transport, classes: Vec<String>) -> Self {
+        Self { transport, classes }
+    }
+
+    async fn query(&self, table: &str, query: &str) -> Result<Vec<Value>, ItsmError> {
+        let reply = self
+            .transport
+            .json(
+                Method::GET,
+                self.transport.table_url(table, None),
+                &[
+                    ("sysparm_query", query),
+                    ("sysparm_fields", FIELDS),
+                    ("sysparm_exclude_reference_link", "true"),
+                    ("sysparm_limit", LIMIT),
+                ],
+                None,
+            )
+            .await?;
+        Ok(result(&reply.body)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
+    }
+}
+
+fn record(row: &Value, table: &str, source: CiSource) -> Option<CiRecord> {
+    let id = field(row, "sys_id").filter(|s| !s.is_empty())?;
+    Some(CiRecord {
+        id,
+        name: field(row, "name").unwrap_or_default(),
+        class: field(row, "sys_class_name")
+            .filter(|c| !c.is_empty())
+            .or_else(|| Some(table.to_owned())),
+        source,
+    })
+}
+
+/// The `object_id` values that identify `id`, and the tail to search with `ENDSWITH`.
+///
+/// A subscription-only id (`/subscriptions/<guid>`) is also looked up by the bare subscription id,
+/// which is what discovery stores on `cmdb_ci_cloud_service_account`.
+fn id_candidates(id: &str) -> (Vec<String>, String) {
+    let segments: Vec<&str> = id.split('/').filter(|s| !s.is_empty()).collect();
+    match segments.as_slice() {
+        [keyword, subscription] if keyword.eq_ignore_ascii_case("subscriptions") => (
+            vec![id.to_owned(), (*subscription).to_owned()],
+            (*subscription).to_owned(),
+        ),
+        [_] => (vec![id.to_owned()], id.to_owned()),
+        [.., name] => (vec![id.to_owned()], format!("/{name}")),
+        [] => (vec![id.to_owned()], String::new()),
+    }
+}
+
+/// Whether a value can go into an encoded query unchanged.
+fn query_safe(value: &str) -> bool {
+    !value.is_empty() && !value.contains('^') && !value.chars().any(char::is_control)
+}
+
+#[async_trait]
+impl CmdbLookup for ServiceNowCmdb {
+    async fn by_resource_id(&self, resource_id: &str) -> Result<Vec<CiRecord>, LookupError> {
+        let id = resource_id.trim().trim_end_matches('/');
+        if !query_safe(id) {
+            return Ok(Vec::new());
+        }
+        let (candidates, tail) = id_candidates(id);
+        let exact: Vec<String> = candidates
+            .iter()
+            .map(|c| format!("object_id={c}"))
+            .collect();
+        let exact = exact.join("^OR");
+        let mut found = Vec::new();
+        for table in &self.classes {
+            let mut rows = self.query(table, &exact).await?;
+            if rows.is_empty() && query_safe(&tail) {
+                rows = self
+                    .query(table, &format!("object_idENDSWITH{tail}"))
+                    .await?;
+                rows.retain(|r| {
+                    field(r, "object_id")
+                        .is_some_and(|o| candidates.iter().any(|c| o.eq_ignore_ascii_case(c)))
+                });
+            }
+            found.extend(
+                rows.iter()
+                    .filter_map(|r| record(r, table, CiSource::ResourceId)),
+            );
+            if !found.is_empty() {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
+    async fn by_name(
+        &self,
+        name: &str,
+        class_hint: Option<&str>,
+    ) -> Result<Vec<CiRecord>, LookupError> {
+        let name = name.trim();
+        if !query_safe(name) {
+            return Ok(Vec::new());
+        }
+        let hinted = class_hint.filter(|c| is_identifier(c));
+        let tables: Vec<&str> = match hinted {
+            Some(class) => vec![class],
+            None => self.classes.iter().map(String::as_str).collect(),
+        };
+        let mut found = Vec::new();
+        for table in tables {
+            let rows = self.query(table, &format!("name={name}")).await?;
+            found.extend(rows.iter().filter_map(|r| record(r, table, CiSource::Name)));
+            if !found.is_empty() {
+                break;
+            }
+        }
+        Ok(found)
+    }
+}
+
+impl fmt::Debug for ServiceNowCmdb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceNowCmdb")
+            .field("transport", &self.transport)
+            .field("classes", &self.classes)
+            .finish()
+    }
+}

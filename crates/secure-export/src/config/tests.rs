@@ -1,0 +1,211 @@
+use super::*;
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml_str_with_env(text, no_env)
+}
+
+const MINIMAL: &str = r#"
+[[connection]]
+name = "prod"
+tenant_ids = ["t1"]
+audiences = ["api://x"]
+backend = "mock"
+"#;
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.server.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+    assert_eq!(c.server.body_limit, DEFAULT_BODY_LIMIT);
+    let conn = &c.connections[0];
+    assert_eq!(conn.correlation, "alert");
+    assert_eq!(conn.reopen_window, Duration::from_secs(86_400));
+    assert_eq!(conn.backend, BackendKind::Mock);
+}
+
+#[test]
+fn servicenow_password_from_env() {
+    let text = r#"
+[server]
+listen = "0.0.0.0:9000"
+data_dir = "/tmp/x"
+[[connection]]
+name = "prod"
+tenant_ids = ["t1"]
+audiences = ["api://x"]
+allowed_subscriptions = ["ABC"]
+backend = "servicenow"
+correlation = "rule+target"
+reopen_window = "2h"
+[connection.servicenow]
+instance_url = "https://example.service-now.com"
+username = "svc"
+password_env = "SN_PASSWORD"
+kind = "event"
+assignment_group = "ops"
+caller_id = "azure"
+[connection.cmdb]
+strategies = ["resource_id", "name", "fallback"]
+fallback_ci = "abc123"
+"#;
+    let c = Config::from_toml_str_with_env(text, |k| (k == "SN_PASSWORD").then(|| "pw".to_owned()))
+        .unwrap();
+    let conn = &c.connections[0];
+    let sn = conn.servicenow.as_ref().unwrap();
+    assert_eq!(sn.password.as_ref().unwrap().expose_secret(), "pw");
+    assert_eq!(conn.reopen_window, Duration::from_secs(7200));
+    assert_eq!(
+        conn.allowed_subscriptions.as_deref(),
+        Some(&["abc".to_owned()][..])
+    );
+    assert_eq!(
+        conn.cmdb
+            .as_ref()
+            .unwrap()
+            .fallback_ci
+            .as_ref()
+            .unwrap()
+            .id(),
+        "abc123"
+    );
+    assert!(!format!("{c:?}").contains("\"pw\""));
+}
+
+#[test]
+fn missing_env_secret_names_the_key() {
+    let text = r#"
+[[connection]]
+name = "p"
+tenant_ids = ["t"]
+audiences = ["a"]
+backend = "bmc"
+[connection.bmc]
+base_url = "https://x.onbmc.com"
+username = "u"
+password_env = "NOPE"
+first_name = "A"
+last_name = "B"
+"#;
+    let err = parse(text).unwrap_err();
+    assert_eq!(err.key(), Some("connection[0].bmc.password_env"));
+    assert!(err.to_string().contains("NOPE"), "{err}");
+}
+
+#[test]
+fn bad_url_names_the_key() {
+    let text = r#"
+[[connection]]
+name = "p"
+tenant_ids = ["t"]
+audiences = ["a"]
+backend = "servicenow"
+[connection.servicenow]
+instance_url = "not a url"
+username = "u"
+password = "p"
+"#;
+    let err = parse(text).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("connection[0].servicenow.instance_url: "),
+        "{err}"
+    );
+}
+
+#[test]
+fn plain_http_only_for_loopback() {
+    let text = MINIMAL.replace(
+        "backend = \"mock\"",
+        "backend = \"mock\"\nauthority = \"http://login.example.com\"",
+    );
+    let err = parse(&text).unwrap_err();
+    assert_eq!(err.key(), Some("connection[0].authority"));
+    let text = MINIMAL.replace(
+        "backend = \"mock\"",
+        "backend = \"mock\"\nauthority = \"http://127.0.0.1:9\"",
+    );
+    parse(&text).unwrap();
+}
+
+#[test]
+fn unknown_key_and_wrong_type_are_named() {
+    let err = parse(&MINIMAL.replace("backend", "colour = 1\nbackend")).unwrap_err();
+    assert_eq!(err.key(), Some("connection[0].colour"), "{err}");
+    assert!(err.to_string().contains("colour"), "{err}");
+    let err = parse(&MINIMAL.replace("\"mock\"", "\"jira\"")).unwrap_err();
+    assert_eq!(err.key(), Some("connection[0].backend"), "{err}");
+    let err = parse(&format!("{MINIMAL}reopen_window = \"soon\"")).unwrap_err();
+    assert_eq!(err.key(), Some("connection[0].reopen_window"), "{err}");
+}
+
+#[test]
+fn enumerated_values_are_checked() {
+    let err = parse(&format!("{MINIMAL}correlation = \"rule\"")).unwrap_err();
+    assert_eq!(err.key(), Some("connection[0].correlation"));
+    assert!(err.to_string().contains("\"rule+target\""), "{err}");
+}
+
+#[test]
+fn duplicate_names_and_missing_sections() {
+    let err = parse(&format!("{MINIMAL}{MINIMAL}")).unwrap_err();
+    assert_eq!(err.key(), Some("connection[1].name"));
+    let err = parse(&MINIMAL.replace("\"mock\"", "\"servicenow\"")).unwrap_err();
+    assert_eq!(err.key(), Some("connection[0].servicenow"));
+    let err = parse("[server]\nlisten = \"127.0.0.1:1\"").unwrap_err();
+    assert_eq!(err.key(), Some("connection"));
+    let err = parse(&MINIMAL.replace("\"prod\"", "\"a/b\"")).unwrap_err();
+    assert_eq!(err.key(), Some("connection[0].name"));
+}
+
+#[test]
+fn fallback_strategy_needs_a_ci() {
+    let err = parse(&format!(
+        "{MINIMAL}[connection.cmdb]\nstrategies = [\"fallback\"]"
+    ))
+    .unwrap_err();
+    assert_eq!(err.key(), Some("connection[0].cmdb.fallback_ci"));
+    let c = parse(&format!(
+        "{MINIMAL}[connection.cmdb]\nstrategies = [\"fallback\"]\nfallback_ci = {{ id = \"x\", name = \"Azure\" }}"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.connections[0]
+            .cmdb
+            .as_ref()
+            .unwrap()
+            .fallback_ci
+            .as_ref()
+            .unwrap()
+            .name(),
+        "Azure"
+    );
+}
+
+#[test]
+fn syntax_errors_are_reported() {
+    assert!(matches!(parse("[server"), Err(ConfigError::Syntax(_))));
+}
+
+#[test]
+fn config_path_from_flag() {
+    let args = ["receiver", "--config", "a.toml"].map(str::to_owned);
+    assert_eq!(config_path_from_args(args), Some(PathBuf::from("a.toml")));
+    let args = ["receiver", "--config=b.toml"].map(str::to_owned);
+    assert_eq!(config_path_from_args(args), Some(PathBuf::from("b.toml")));
+}
+
+#[test]
+fn the_example_file_is_valid() {
+    let text = include_str!("../../../../examples/secure-export.example.toml");
+    let c = Config::from_toml_str_with_env(text, |k| {
+        matches!(k, "SERVICENOW_PASSWORD" | "BMC_PASSWORD").then(|| "from-env".to_owned())
+    })
+    .unwrap();
+    assert_eq!(c.connections.len(), 2);
+    assert_eq!(c.connections[1].backend, BackendKind::Bmc);
+    assert_eq!(c.engine.max_age, Some(Duration::from_secs(6 * 3600)));
+}

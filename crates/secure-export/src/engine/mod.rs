@@ -1,0 +1,662 @@
+//! The [`Engine`]: accepts alerts durably (group commit), and runs the outbox workers that turn
+//! them into ITSM work items.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use secure_export::engine::{ConnectionRuntime, Engine, EngineOptions};
+//! use secure_export::metrics::Metrics;
+//! use secure_export::store::SqliteStore;
+//! use secure_export_itsm::mock::MockConnector;
+//! use secure_export_schema::Alert;
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let store = Arc::new(SqliteStore::open_in_memory().await?);
+//! let itsm = MockConnector::new();
+//! let conn = ConnectionRuntime::new("default", Arc::new(itsm.clone()));
+//! let engine = Engine::new(store, vec![conn], EngineOptions::default(), Metrics::new()).await?;
+//! let workers = engine.start_workers();
+//! let body = br#"{"schemaId":"azureMonitorCommonAlertSchema","data":{"essentials":{
+//!   "alertId":"/subscriptions/s/providers/Microsoft.AlertsManagement/alerts/1","alertRule":"cpu",
+//!   "severity":"Sev1","monitorCondition":"Fired","firedDateTime":"2024-05-01T10:00:00Z"},
+//!   "alertContext":{}}}"#;
+//! let alert = Alert::from_slice(body)?;
+//! engine.accept("default", &alert, body).await?;
+//! while engine.queue_depth().await? > 0 {
+//!     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+//! }
+//! workers.shutdown().await;
+//! assert_eq!(itsm.tickets().len(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+
+mod clock;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use secure_export_itsm::ItsmConnector;
+use secure_export_schema::Alert;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+pub use clock::{ManualClock, SystemClock, WallClock};
+
+use crate::keys::{self, AlertFacts};
+use crate::lifecycle::LifecyclePolicy;
+use crate::mapping::Mapping;
+use crate::metrics::Metrics;
+pub use crate::outbox::Workers;
+use crate::store::{
+    AcceptOutcome, AuditEntry, DeadLetter, NewDelivery, Quarantined, Store, StoreError,
+};
+
+/// One connection as the engine runs it: backend, CMDB binder, lifecycle policy, mapping.
+#[derive(Debug, Clone)]
+pub struct ConnectionRuntime {
+    /// Connection name (routing, metrics labels, store rows).
+    pub name: String,
+    /// The ITSM backend.
+    pub connector: Arc<dyn ItsmConnector>,
+    /// CMDB binding; `None` creates items without CIs.
+    pub binder: Option<secure_export_cmdb::Binder>,
+    /// Lifecycle policy.
+    pub policy: LifecyclePolicy,
+    /// Alert -> work item mapping.
+    pub mapping: Mapping,
+}
+
+impl ConnectionRuntime {
+    /// A connection with the default policy and mapping and no binder.
+    pub fn new(name: impl Into<String>, connector: Arc<dyn ItsmConnector>) -> Self {
+        Self {
+            name: name.into(),
+            connector,
+            binder: None,
+            policy: LifecyclePolicy::default(),
+            mapping: Mapping::default(),
+        }
+    }
+}
+
+/// Engine tuning.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Concurrent ITSM jobs per connection (backend).
+    pub workers_per_backend: usize,
+    /// Failed attempts before a job is dead-lettered (throttled waits do not count).
+    pub max_attempts: u32,
+    /// Age after which a failing job is dead-lettered.
+    pub max_age: Duration,
+    /// First retry delay cap (full jitter: the delay is uniform in `0..=cap`).
+    pub base_delay: Duration,
+    /// Largest retry delay cap.
+    pub max_delay: Duration,
+    /// Jobs in the outbox above which `accept` answers [`AcceptError::Overloaded`].
+    pub high_water_mark: u64,
+    /// How long a claimed job is leased (a crashed worker's job is claimable after it).
+    pub lease: Duration,
+    /// How often idle workers look for due jobs (new accepts wake them at once).
+    pub poll_interval: Duration,
+    /// Timeout of each ITSM call.
+    pub call_timeout: Duration,
+    /// Most deliveries committed in one group-commit transaction.
+    pub max_batch: usize,
+    /// How often the auto-close sweep and gauge refresh run.
+    pub housekeeping_interval: Duration,
+    /// How long shutdown waits for in-flight jobs before releasing them.
+    pub shutdown_grace: Duration,
+    /// Wall clock (tests inject a [`ManualClock`]).
+    pub clock: Arc<dyn WallClock>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            workers_per_backend: 8,
+            max_attempts: 12,
+            max_age: Duration::from_secs(24 * 3600),
+            base_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(300),
+            high_water_mark: 100_000,
+            lease: Duration::from_secs(300),
+            poll_interval: Duration::from_millis(500),
+            call_timeout: Duration::from_secs(30),
+            max_batch: 1024,
+            housekeeping_interval: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(10),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// The answer to an accepted delivery (always HTTP 202).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Accepted {
+    /// Recorded with a new job.
+    New {
+        /// Delivery row id.
+        delivery_id: i64,
+        /// Job id.
+        job_id: i64,
+    },
+    /// A redelivery of an event recorded before.
+    Duplicate {
+        /// The earlier delivery.
+        delivery_id: i64,
+    },
+    /// A well-formed alert whose monitor condition is neither Fired nor Resolved: quarantined.
+    Quarantined {
+        /// Quarantine row id.
+        id: i64,
+    },
+}
+
+/// Why a delivery was not accepted.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum AcceptError {
+    /// No connection of that name (HTTP 404 or 403, the router decides).
+    #[error("unknown connection {0:?}")]
+    UnknownConnection(String),
+    /// The store could not record it (HTTP 503 + Retry-After).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The outbox is over its high-water mark (HTTP 503 + Retry-After).
+    #[error("outbox over its high-water mark")]
+    Overloaded,
+}
+
+impl AcceptError {
+    /// A stable code for the JSON error body and metrics.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownConnection(_) => "unknown_connection",
+            Self::Unavailable(_) => "store_unavailable",
+            Self::Overloaded => "overloaded",
+        }
+    }
+}
+
+/// An engine operation (admin, setup) that failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The configuration is unusable.
+    #[error("invalid engine configuration: {0}")]
+    Config(String),
+    /// No such dead letter or quarantined body (or it was replayed already).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A quarantined body still cannot be parsed.
+    #[error("quarantined body {id} still cannot be parsed: {message}")]
+    StillUnparseable {
+        /// Quarantine row id.
+        id: i64,
+        /// The parser's error.
+        message: String,
+    },
+    /// Accepting a replayed body failed.
+    #[error(transparent)]
+    Accept(#[from] AcceptError),
+}
+
+pub(crate) struct WriteRequest {
+    pub(crate) delivery: NewDelivery,
+    pub(crate) reply: oneshot::Sender<Result<AcceptOutcome, StoreError>>,
+}
+
+pub(crate) struct Conn {
+    pub(crate) rt: ConnectionRuntime,
+    pub(crate) notify: Notify,
+    /// Set after a throttled answer: no new claims for this backend until then.
+    pub(crate) paused_until: Mutex<Option<tokio::time::Instant>>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) connections: BTreeMap<String, Arc<Conn>>,
+    pub(crate) options: EngineOptions,
+    pub(crate) metrics: Metrics,
+    writer: mpsc::Sender<WriteRequest>,
+    /// Approximate outbox depth (resynchronized from the store by housekeeping).
+    pub(crate) depth: AtomicI64,
+    /// Per-correlation-key locks (keys of `ci` mode can be shared by jobs of different order keys).
+    pub(crate) key_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// The engine (see the [module docs](self)). Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("store", &self.inner.store)
+            .field(
+                "connections",
+                &self.inner.connections.keys().collect::<Vec<_>>(),
+            )
+            .field("options", &self.inner.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Builds the engine and starts its group-commit writer. Workers start with
+    /// [`start_workers`](Self::start_workers).
+    pub async fn new(
+        store: Arc<dyn Store>,
+        connections: Vec<ConnectionRuntime>,
+        options: EngineOptions,
+        metrics: Metrics,
+    ) -> Result<Engine, EngineError> {
+        let mut map = BTreeMap::new();
+        for mut rt in connections {
+            rt.mapping = rt.mapping.with_backend_defaults(rt.connector.backend());
+            if rt.name.trim().is_empty() {
+                return Err(EngineError::Config(
+                    "a connection has an empty name".to_owned(),
+                ));
+            }
+            let name = rt.name.clone();
+            let conn = Conn {
+                rt,
+                notify: Notify::new(),
+                paused_until: Mutex::new(None),
+            };
+            if map.insert(name.clone(), Arc::new(conn)).is_some() {
+                return Err(EngineError::Config(format!(
+                    "connection {name:?} is defined twice"
+                )));
+            }
+        }
+        if options.workers_per_backend == 0 || options.max_batch == 0 {
+            return Err(EngineError::Config(
+                "workers_per_backend and max_batch must be at least 1".to_owned(),
+            ));
+        }
+        let depth = store.queue_depth().await?;
+        let dead = store.dead_letter_count().await?;
+        let (writer, rx) = mpsc::channel(options.max_batch.saturating_mul(4));
+        tokio::spawn(group_commit(
+            store.clone(),
+            rx,
+            options.max_batch,
+            metrics.clone(),
+        ));
+        metrics.set_gauge("secure_export_queue_depth", &[], depth as f64);
+        metrics.set_gauge("secure_export_dead_letters", &[], dead as f64);
+        let inner = Inner {
+            store,
+            connections: map,
+            options,
+            metrics,
+            writer,
+            depth: AtomicI64::new(i64::try_from(depth).unwrap_or(i64::MAX)),
+            key_locks: Mutex::new(HashMap::new()),
+        };
+        Ok(Engine {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Durably records a delivery and its job, returning only after the commit.
+    ///
+    /// Concurrent calls are committed together (group commit). A redelivery of the same event
+    /// is [`Accepted::Duplicate`]; an alert whose monitor condition is neither Fired nor
+    /// Resolved is quarantined ([`Accepted::Quarantined`]).
+    pub async fn accept(
+        &self,
+        connection: &str,
+        alert: &Alert,
+        raw_body: &[u8],
+    ) -> Result<Accepted, AcceptError> {
+        let inner = &self.inner;
+        let Some(conn) = inner.connections.get(connection) else {
+            return Err(AcceptError::UnknownConnection(connection.to_owned()));
+        };
+        let now = inner.options.clock.now();
+        let Some(facts) = AlertFacts::from_alert(alert, raw_body, now) else {
+            let reason = format!(
+                "monitorCondition {:?} is neither Fired nor Resolved",
+                alert.essentials.monitor_condition.as_str()
+            );
+            let id = self.quarantine(connection, raw_body, &reason).await?;
+            return Ok(Accepted::Quarantined { id });
+        };
+        let reason = if facts.condition == keys::Condition::Fired {
+            "fired"
+        } else {
+            "resolved"
+        };
+        let depth = u64::try_from(inner.depth.load(Ordering::Relaxed)).unwrap_or(0);
+        if depth >= inner.options.high_water_mark {
+            self.count_delivery(connection, "rejected", "overloaded");
+            return Err(AcceptError::Overloaded);
+        }
+        let mode = conn.rt.policy.correlation;
+        let delivery = NewDelivery {
+            connection: connection.to_owned(),
+            idempotency_key: keys::idempotency_key(connection, &facts),
+            alert_id: facts.alert_id.clone(),
+            condition: facts.condition.as_str().to_owned(),
+            event_at: facts.event_at,
+            order_key: keys::order_key(mode, &facts),
+            facts: serde_json::to_string(&facts)
+                .map_err(|e| AcceptError::Unavailable(format!("cannot encode alert facts: {e}")))?,
+            raw_body: raw_body.to_vec(),
+            received_at: now,
+        };
+        let (reply, wait) = oneshot::channel();
+        let unavailable = |m: &str| AcceptError::Unavailable(m.to_owned());
+        if inner
+            .writer
+            .send(WriteRequest { delivery, reply })
+            .await
+            .is_err()
+        {
+            self.count_delivery(connection, "rejected", "unavailable");
+            return Err(unavailable("store writer stopped"));
+        }
+        let outcome = match wait.await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(e)) => {
+                self.count_delivery(connection, "rejected", "unavailable");
+                tracing::warn!(event = "accept.store_failed", connection, error = %e);
+                return Err(AcceptError::Unavailable(e.to_string()));
+            }
+            Err(_) => {
+                self.count_delivery(connection, "rejected", "unavailable");
+                return Err(unavailable("store writer stopped"));
+            }
+        };
+        match outcome {
+            AcceptOutcome::New {
+                delivery_id,
+                job_id,
+            } => {
+                self.count_delivery(connection, "accepted", reason);
+                self.add_depth(1);
+                conn.notify.notify_one();
+                Ok(Accepted::New {
+                    delivery_id,
+                    job_id,
+                })
+            }
+            AcceptOutcome::Duplicate { delivery_id } => {
+                self.count_delivery(connection, "duplicate", reason);
+                Ok(Accepted::Duplicate { delivery_id })
+            }
+        }
+    }
+
+    /// Stores an authenticated body that could not be modelled (replayable later).
+    pub async fn quarantine(
+        &self,
+        connection: &str,
+        raw_body: &[u8],
+        reason: &str,
+    ) -> Result<i64, AcceptError> {
+        if !self.inner.connections.contains_key(connection) {
+            return Err(AcceptError::UnknownConnection(connection.to_owned()));
+        }
+        let now = self.inner.options.clock.now();
+        match self
+            .inner
+            .store
+            .quarantine(connection, raw_body, reason, now)
+            .await
+        {
+            Ok(id) => {
+                self.count_delivery(connection, "quarantined", "unmodelable");
+                tracing::info!(event = "accept.quarantined", connection, id, reason);
+                Ok(id)
+            }
+            Err(e) => {
+                self.count_delivery(connection, "rejected", "unavailable");
+                Err(AcceptError::Unavailable(e.to_string()))
+            }
+        }
+    }
+
+    /// Starts the outbox workers (one dispatcher per connection plus housekeeping).
+    #[must_use]
+    pub fn start_workers(&self) -> Workers {
+        crate::outbox::start(self.clone())
+    }
+
+    /// Readiness of the store (`"store"`) and of every backend (`"backend:<name>"`).
+    pub async fn readiness(&self) -> Vec<(String, Result<(), String>)> {
+        let timeout = self.inner.options.call_timeout.min(Duration::from_secs(5));
+        let mut out = Vec::new();
+        out.push((
+            "store".to_owned(),
+            self.inner.store.ping().await.map_err(|e| e.to_string()),
+        ));
+        for (name, conn) in &self.inner.connections {
+            let health = match tokio::time::timeout(timeout, conn.rt.connector.health()).await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("health check timed out after {timeout:?}")),
+            };
+            out.push((format!("backend:{name}"), health));
+        }
+        out
+    }
+
+    /// The metrics registry.
+    #[must_use]
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The names of the configured connections.
+    #[must_use]
+    pub fn connection_names(&self) -> Vec<String> {
+        self.inner.connections.keys().cloned().collect()
+    }
+
+    /// Dead letters not replayed yet.
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, EngineError> {
+        Ok(self.inner.store.dead_letters().await?)
+    }
+
+    /// Puts a dead letter back in the outbox.
+    pub async fn replay_dead_letter(&self, id: i64) -> Result<(), EngineError> {
+        let now = self.inner.options.clock.now();
+        if !self.inner.store.replay_dead_letter(id, now).await? {
+            return Err(EngineError::NotFound(format!("dead letter {id}")));
+        }
+        self.add_depth(1);
+        self.refresh_dead_letter_gauge().await;
+        self.notify_all();
+        Ok(())
+    }
+
+    /// Replays every dead letter; returns how many.
+    pub async fn replay_all_dead_letters(&self) -> Result<usize, EngineError> {
+        let mut n = 0;
+        for d in self.dead_letters().await? {
+            match self.replay_dead_letter(d.id).await {
+                Ok(()) => n += 1,
+                Err(EngineError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+
+    /// Quarantined bodies not replayed yet.
+    pub async fn quarantined(&self) -> Result<Vec<Quarantined>, EngineError> {
+        Ok(self.inner.store.quarantined().await?)
+    }
+
+    /// Re-parses a quarantined body with the current schema crate and accepts it.
+    pub async fn replay_quarantined(&self, id: i64) -> Result<(), EngineError> {
+        let q = self
+            .quarantined()
+            .await?
+            .into_iter()
+            .find(|q| q.id == id)
+            .ok_or_else(|| EngineError::NotFound(format!("quarantined body {id}")))?;
+        let alert = Alert::from_slice(&q.raw_body).map_err(|e| EngineError::StillUnparseable {
+            id,
+            message: e.to_string(),
+        })?;
+        if AlertFacts::from_alert(&alert, &q.raw_body, self.inner.options.clock.now()).is_none() {
+            return Err(EngineError::StillUnparseable {
+                id,
+                message: "monitorCondition is neither Fired nor Resolved".to_owned(),
+            });
+        }
+        self.accept(&q.connection, &alert, &q.raw_body).await?;
+        self.inner
+            .store
+            .mark_quarantine_replayed(id, self.inner.options.clock.now())
+            .await?;
+        Ok(())
+    }
+
+    /// What happened to an alert id (accepted, created, updated, dead-lettered, ...).
+    pub async fn history(&self, alert_id: &str) -> Result<Vec<AuditEntry>, EngineError> {
+        Ok(self.inner.store.history(alert_id).await?)
+    }
+
+    /// Jobs in the outbox.
+    pub async fn queue_depth(&self) -> Result<u64, EngineError> {
+        Ok(self.inner.store.queue_depth().await?)
+    }
+
+    /// Enqueues auto-close jobs for correlations whose TTL expired (housekeeping runs this
+    /// periodically); returns how many.
+    pub async fn auto_close_due(&self) -> Result<usize, EngineError> {
+        let now = self.inner.options.clock.now();
+        let n = self.inner.store.schedule_auto_close(now).await?;
+        if n > 0 {
+            self.add_depth(i64::try_from(n).unwrap_or(i64::MAX));
+            self.notify_all();
+        }
+        Ok(n)
+    }
+
+    fn count_delivery(&self, connection: &str, outcome: &str, reason: &str) {
+        self.inner.metrics.inc_counter(
+            "secure_export_deliveries_total",
+            &[
+                ("connection", connection),
+                ("outcome", outcome),
+                ("reason", reason),
+            ],
+        );
+    }
+
+    pub(crate) fn add_depth(&self, n: i64) {
+        let v = self
+            .inner
+            .depth
+            .fetch_add(n, Ordering::Relaxed)
+            .saturating_add(n);
+        self.inner
+            .metrics
+            .set_gauge("secure_export_queue_depth", &[], v.max(0) as f64);
+    }
+
+    pub(crate) fn notify_all(&self) {
+        for conn in self.inner.connections.values() {
+            conn.notify.notify_one();
+        }
+    }
+
+    pub(crate) async fn refresh_dead_letter_gauge(&self) {
+        if let Ok(n) = self.inner.store.dead_letter_count().await {
+            self.inner
+                .metrics
+                .set_gauge("secure_export_dead_letters", &[], n as f64);
+        }
+    }
+
+    pub(crate) async fn refresh_depth(&self) {
+        if let Ok(n) = self.inner.store.queue_depth().await {
+            let n = i64::try_from(n).unwrap_or(i64::MAX);
+            self.inner.depth.store(n, Ordering::Relaxed);
+            self.inner
+                .metrics
+                .set_gauge("secure_export_queue_depth", &[], n as f64);
+        }
+    }
+
+    pub(crate) fn key_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .inner
+            .key_locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if locks.len() > 10_000 {
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        locks.entry(key.to_owned()).or_default().clone()
+    }
+}
+
+/// The group-commit writer: batches concurrent accepts into one transaction and answers each
+/// caller after the commit.
+async fn group_commit(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<WriteRequest>,
+    max_batch: usize,
+    metrics: Metrics,
+) {
+    let mut deliveries: Vec<NewDelivery> = Vec::with_capacity(max_batch);
+    let mut replies = Vec::with_capacity(max_batch);
+    while let Some(first) = rx.recv().await {
+        deliveries.push(first.delivery);
+        replies.push(first.reply);
+        while deliveries.len() < max_batch {
+            match rx.try_recv() {
+                Ok(req) => {
+                    deliveries.push(req.delivery);
+                    replies.push(req.reply);
+                }
+                Err(_) => break,
+            }
+        }
+        metrics.inc_counter("secure_export_accept_batches_total", &[]);
+        metrics.add_counter(
+            "secure_export_accept_batched_deliveries_total",
+            &[],
+            deliveries.len() as u64,
+        );
+        let result = store.accept_batch(&deliveries).await;
+        let result = match result {
+            Ok(outcomes) if outcomes.len() == replies.len() => Ok(outcomes),
+            Ok(outcomes) => Err(StoreError::Corrupt(format!(
+                "store answered {} outcomes for {} deliveries",
+                outcomes.len(),
+                replies.len()
+            ))),
+            Err(e) => Err(e),
+        };
+        deliveries.clear();
+        match result {
+            Ok(outcomes) => {
+                for (reply, outcome) in replies.drain(..).zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                for reply in replies.drain(..) {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,837 @@
+//! The embedded SQLite [`Store`].
+//!
+//! Durability: the database runs in WAL mode with `synchronous = FULL` by default, so a commit
+//! is on disk (fsync of the WAL) before [`Store::accept_batch`] returns: an accepted alert
+//! survives `kill -9` and power loss. `synchronous = NORMAL` ([`Synchronous::Normal`]) still
+//! survives `kill -9` of the process (the WAL is written before commit returns, only its fsync
+//! is deferred to checkpoints) but may lose the last transactions on power loss. Group commit
+//! (one transaction per batch of concurrent accepts) makes FULL affordable; see
+//! `docs/adr/0003-outbox-and-group-commit.md`.
+//!
+//! All writes go through one connection (SQLite has one writer anyway; this avoids busy
+//! retries), reads through a small pool. The store is meant for one process: opening it
+//! releases every job lease left by a previous (crashed) process.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use secure_export_itsm::WorkItemRef;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::{
+    AcceptOutcome, AuditEntry, CorrelationRecord, DeadLetter, Job, JobKind, NewAudit, NewDelivery,
+    Quarantined, Store, StoreError,
+};
+use crate::lifecycle::TrackedState;
+
+/// The database file name inside the data directory.
+pub const DB_FILE: &str = "secure-export.db";
+
+/// SQLite `synchronous` setting (see the [module docs](self)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// fsync on every commit: survives power loss (default).
+    #[default]
+    Full,
+    /// fsync at checkpoints only: survives a process crash, may lose recent commits on power loss.
+    Normal,
+}
+
+/// Options of [`SqliteStore::open_with`].
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Durability setting.
+    pub synchronous: Synchronous,
+    /// How long a statement waits for a lock.
+    pub busy_timeout: Duration,
+    /// Read connections.
+    pub read_connections: u32,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            synchronous: Synchronous::Full,
+            busy_timeout: Duration::from_secs(5),
+            read_connections: 4,
+        }
+    }
+}
+
+/// The embedded SQLite store (see the [module docs](self)).
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    write: SqlitePool,
+    read: SqlitePool,
+}
+
+fn err(e: sqlx::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn from_micros(v: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::<Utc>::from_timestamp_micros(v)
+        .ok_or_else(|| StoreError::Corrupt(format!("timestamp {v} out of range")))
+}
+
+fn opt_from_micros(v: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
+    v.map(from_micros).transpose()
+}
+
+fn to_u32(v: i64) -> u32 {
+    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database in `data_dir` with default options, runs the
+    /// embedded migrations and releases stale leases.
+    pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(data_dir, SqliteOptions::default()).await
+    }
+
+    /// Like [`open`](Self::open) with explicit options.
+    pub async fn open_with(data_dir: &Path, options: SqliteOptions) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Setup(format!(
+                "cannot create data directory {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let sync = match options.synchronous {
+            Synchronous::Full => SqliteSynchronous::Full,
+            Synchronous::Normal => SqliteSynchronous::Normal,
+        };
+        let connect = SqliteConnectOptions::new()
+            .filename(data_dir.join(DB_FILE))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(sync)
+            .busy_timeout(options.busy_timeout)
+            .foreign_keys(true);
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(connect.clone())
+            .await
+            .map_err(|e| StoreError::Setup(format!("cannot open {}: {e}", data_dir.display())))?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(options.read_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(connect.read_only(true))
+            .await
+            .map_err(|e| StoreError::Setup(format!("cannot open {}: {e}", data_dir.display())))?;
+        let store = Self { write, read };
+        store.migrate().await?;
+        store.release_all_leases().await?;
+        Ok(store)
+    }
+
+    /// An in-memory database (one connection; for tests).
+    pub async fn open_in_memory() -> Result<Self, StoreError> {
+        let connect = SqliteConnectOptions::from_str("sqlite::memory:")
+            .map_err(|e| StoreError::Setup(e.to_string()))?
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(connect)
+            .await
+            .map_err(|e| StoreError::Setup(e.to_string()))?;
+        let store = Self {
+            write: pool.clone(),
+            read: pool,
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("./migrations")
+            .run(&self.write)
+            .await
+            .map_err(|e| StoreError::Setup(format!("migration failed: {e}")))
+    }
+
+    /// Releases every lease (the previous process that held them is gone).
+    async fn release_all_leases(&self) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE jobs SET lease_token = NULL, lease_until = NULL WHERE lease_token IS NOT NULL",
+        )
+        .execute(&self.write)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    /// Closes the connections; every later operation fails with [`StoreError::Unavailable`].
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+
+    async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.write.begin().await.map_err(err)
+    }
+}
+
+async fn check_lease(tx: &mut Transaction<'_, Sqlite>, job: &Job) -> Result<(), StoreError> {
+    let held: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM jobs WHERE id = ? AND lease_token = ?")
+            .bind(job.id)
+            .bind(&job.lease_token)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(err)?;
+    match held {
+        Some(_) => Ok(()),
+        None => Err(StoreError::LeaseLost(job.id)),
+    }
+}
+
+async fn insert_audit(tx: &mut Transaction<'_, Sqlite>, a: &NewAudit) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit (at, connection, alert_id, correlation_key, action, work_item, detail) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(micros(a.at))
+    .bind(&a.connection)
+    .bind(&a.alert_id)
+    .bind(&a.correlation_key)
+    .bind(&a.action)
+    .bind(&a.work_item)
+    .bind(&a.detail)
+    .execute(&mut **tx)
+    .await
+    .map_err(err)?;
+    Ok(())
+}
+
+const JOB_COLUMNS: &str = "id, connection, kind, delivery_id, alert_id, order_key, target_key, \
+                           facts, attempts, created_at, lease_token, last_error";
+
+fn job_from_row(row: &SqliteRow) -> Result<Job, StoreError> {
+    let kind: String = row.try_get("kind").map_err(err)?;
+    Ok(Job {
+        id: row.try_get("id").map_err(err)?,
+        connection: row.try_get("connection").map_err(err)?,
+        kind: JobKind::parse(&kind)?,
+        delivery_id: row.try_get("delivery_id").map_err(err)?,
+        alert_id: row.try_get("alert_id").map_err(err)?,
+        order_key: row.try_get("order_key").map_err(err)?,
+        target_key: row.try_get("target_key").map_err(err)?,
+        facts: row.try_get("facts").map_err(err)?,
+        attempts: to_u32(row.try_get("attempts").map_err(err)?),
+        created_at: from_micros(row.try_get("created_at").map_err(err)?)?,
+        lease_token: row
+            .try_get::<Option<String>, _>("lease_token")
+            .map_err(err)?
+            .unwrap_or_default(),
+        last_error: row.try_get("last_error").map_err(err)?,
+    })
+}
+
+fn correlation_from_row(row: &SqliteRow) -> Result<CorrelationRecord, StoreError> {
+    let state: String = row.try_get("state").map_err(err)?;
+    let state = TrackedState::parse(&state)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown correlation state {state:?}")))?;
+    let id: Option<String> = row.try_get("work_item_id").map_err(err)?;
+    let work_item = match id {
+        Some(id) => Some(WorkItemRef {
+            id,
+            number: row.try_get("work_item_number").map_err(err)?,
+            url: row.try_get("work_item_url").map_err(err)?,
+        }),
+        None => None,
+    };
+    Ok(CorrelationRecord {
+        connection: row.try_get("connection").map_err(err)?,
+        key: row.try_get("key").map_err(err)?,
+        order_key: row.try_get("order_key").map_err(err)?,
+        alert_id: row.try_get("alert_id").map_err(err)?,
+        state,
+        work_item,
+        opened_at: opt_from_micros(row.try_get("opened_at").map_err(err)?)?,
+        last_fired_at: opt_from_micros(row.try_get("last_fired_at").map_err(err)?)?,
+        last_resolved_at: opt_from_micros(row.try_get("last_resolved_at").map_err(err)?)?,
+        last_event_at: opt_from_micros(row.try_get("last_event_at").map_err(err)?)?,
+        fired_count: to_u32(row.try_get("fired_count").map_err(err)?),
+        auto_close_at: opt_from_micros(row.try_get("auto_close_at").map_err(err)?)?,
+        last_job_id: row.try_get("last_job_id").map_err(err)?,
+        updated_at: from_micros(row.try_get("updated_at").map_err(err)?)?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.read)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn accept_batch(
+        &self,
+        deliveries: &[NewDelivery],
+    ) -> Result<Vec<AcceptOutcome>, StoreError> {
+        let mut tx = self.begin().await?;
+        let mut out = Vec::with_capacity(deliveries.len());
+        for d in deliveries {
+            let inserted: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO deliveries (connection, idempotency_key, alert_id, condition, event_at, \
+                 received_at, raw_body) VALUES (?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (connection, idempotency_key) DO NOTHING RETURNING id",
+            )
+            .bind(&d.connection)
+            .bind(&d.idempotency_key)
+            .bind(&d.alert_id)
+            .bind(&d.condition)
+            .bind(micros(d.event_at))
+            .bind(micros(d.received_at))
+            .bind(&d.raw_body)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err)?;
+            let Some(delivery_id) = inserted else {
+                let delivery_id: i64 = sqlx::query_scalar(
+                    "SELECT id FROM deliveries WHERE connection = ? AND idempotency_key = ?",
+                )
+                .bind(&d.connection)
+                .bind(&d.idempotency_key)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(err)?;
+                out.push(AcceptOutcome::Duplicate { delivery_id });
+                continue;
+            };
+            let now = micros(d.received_at);
+            let job_id: i64 = sqlx::query_scalar(
+                "INSERT INTO jobs (connection, kind, delivery_id, alert_id, order_key, facts, \
+                 created_at, available_at) VALUES (?, 'event', ?, ?, ?, ?, ?, ?) RETURNING id",
+            )
+            .bind(&d.connection)
+            .bind(delivery_id)
+            .bind(&d.alert_id)
+            .bind(&d.order_key)
+            .bind(&d.facts)
+            .bind(now)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(err)?;
+            insert_audit(
+                &mut tx,
+                &NewAudit {
+                    at: d.received_at,
+                    connection: d.connection.clone(),
+                    alert_id: d.alert_id.clone(),
+                    correlation_key: None,
+                    action: "accepted".to_owned(),
+                    work_item: None,
+                    detail: format!(
+                        "{} at {}, job {job_id}",
+                        d.condition,
+                        d.event_at.to_rfc3339()
+                    ),
+                },
+            )
+            .await?;
+            out.push(AcceptOutcome::New {
+                delivery_id,
+                job_id,
+            });
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(out)
+    }
+
+    async fn quarantine(
+        &self,
+        connection: &str,
+        raw_body: &[u8],
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        sqlx::query_scalar(
+            "INSERT INTO quarantine (connection, reason, raw_body, received_at) VALUES (?, ?, ?, ?) \
+             RETURNING id",
+        )
+        .bind(connection)
+        .bind(reason)
+        .bind(raw_body)
+        .bind(micros(at))
+        .fetch_one(&self.write)
+        .await
+        .map_err(err)
+    }
+
+    async fn claim(
+        &self,
+        connection: &str,
+        limit: usize,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Job>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let token = uuid::Uuid::new_v4().to_string();
+        let sql = format!(
+            "UPDATE jobs SET lease_token = ?1, lease_until = ?2 WHERE id IN ( \
+               SELECT j.id FROM jobs j \
+               WHERE j.connection = ?3 AND j.available_at <= ?4 \
+                 AND (j.lease_until IS NULL OR j.lease_until < ?4) \
+                 AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.connection = j.connection \
+                                 AND e.order_key = j.order_key AND e.id < j.id) \
+               ORDER BY j.id LIMIT ?5) \
+             RETURNING {JOB_COLUMNS}"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(&token)
+            .bind(micros(lease_until))
+            .bind(connection)
+            .bind(micros(now))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.write)
+            .await
+            .map_err(err)?;
+        let mut jobs = rows
+            .iter()
+            .map(job_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        jobs.sort_by_key(|j| j.id);
+        Ok(jobs)
+    }
+
+    async fn delivery_body(&self, delivery_id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        sqlx::query_scalar("SELECT raw_body FROM deliveries WHERE id = ?")
+            .bind(delivery_id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(err)
+    }
+
+    async fn correlation(
+        &self,
+        connection: &str,
+        key: &str,
+    ) -> Result<Option<CorrelationRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM correlations WHERE connection = ? AND key = ?")
+            .bind(connection)
+            .bind(key)
+            .fetch_optional(&self.write)
+            .await
+            .map_err(err)?;
+        row.as_ref().map(correlation_from_row).transpose()
+    }
+
+    async fn save(
+        &self,
+        job: &Job,
+        correlations: &[CorrelationRecord],
+        audit: &[NewAudit],
+        finish: bool,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        check_lease(&mut tx, job).await?;
+        for c in correlations {
+            let item = c.work_item.as_ref();
+            sqlx::query(
+                "INSERT INTO correlations (connection, key, order_key, alert_id, state, work_item_id, \
+                   work_item_number, work_item_url, opened_at, last_fired_at, last_resolved_at, \
+                   last_event_at, fired_count, auto_close_at, last_job_id, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (connection, key) DO UPDATE SET order_key = excluded.order_key, \
+                   alert_id = excluded.alert_id, state = excluded.state, \
+                   work_item_id = excluded.work_item_id, work_item_number = excluded.work_item_number, \
+                   work_item_url = excluded.work_item_url, opened_at = excluded.opened_at, \
+                   last_fired_at = excluded.last_fired_at, last_resolved_at = excluded.last_resolved_at, \
+                   last_event_at = excluded.last_event_at, fired_count = excluded.fired_count, \
+                   auto_close_at = excluded.auto_close_at, last_job_id = excluded.last_job_id, \
+                   updated_at = excluded.updated_at",
+            )
+            .bind(&c.connection)
+            .bind(&c.key)
+            .bind(&c.order_key)
+            .bind(&c.alert_id)
+            .bind(c.state.as_str())
+            .bind(item.map(|i| i.id.as_str()))
+            .bind(item.and_then(|i| i.number.as_deref()))
+            .bind(item.and_then(|i| i.url.as_deref()))
+            .bind(c.opened_at.map(micros))
+            .bind(c.last_fired_at.map(micros))
+            .bind(c.last_resolved_at.map(micros))
+            .bind(c.last_event_at.map(micros))
+            .bind(i64::from(c.fired_count))
+            .bind(c.auto_close_at.map(micros))
+            .bind(c.last_job_id)
+            .bind(micros(c.updated_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        }
+        for a in audit {
+            insert_audit(&mut tx, a).await?;
+        }
+        if finish {
+            sqlx::query("DELETE FROM jobs WHERE id = ?")
+                .bind(job.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)
+    }
+
+    async fn retry(
+        &self,
+        job: &Job,
+        available_at: DateTime<Utc>,
+        error: &str,
+        count: bool,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET lease_token = NULL, lease_until = NULL, available_at = ?, \
+             last_error = ?, attempts = attempts + ? WHERE id = ? AND lease_token = ?",
+        )
+        .bind(micros(available_at))
+        .bind(error)
+        .bind(i64::from(count))
+        .bind(job.id)
+        .bind(&job.lease_token)
+        .execute(&self.write)
+        .await
+        .map_err(err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::LeaseLost(job.id));
+        }
+        Ok(())
+    }
+
+    async fn release(&self, job: &Job) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET lease_token = NULL, lease_until = NULL WHERE id = ? AND lease_token = ?",
+        )
+        .bind(job.id)
+        .bind(&job.lease_token)
+        .execute(&self.write)
+        .await
+        .map_err(err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::LeaseLost(job.id));
+        }
+        Ok(())
+    }
+
+    async fn dead_letter(
+        &self,
+        job: &Job,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.begin().await?;
+        check_lease(&mut tx, job).await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO dead_letters (connection, kind, delivery_id, alert_id, order_key, target_key, \
+               facts, attempts, reason, raw_body, created_at, dead_at) \
+             SELECT j.connection, j.kind, j.delivery_id, j.alert_id, j.order_key, j.target_key, \
+               j.facts, j.attempts, ?, d.raw_body, j.created_at, ? \
+             FROM jobs j LEFT JOIN deliveries d ON d.id = j.delivery_id WHERE j.id = ? \
+             RETURNING id",
+        )
+        .bind(reason)
+        .bind(micros(at))
+        .bind(job.id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(err)?;
+        sqlx::query("DELETE FROM jobs WHERE id = ?")
+            .bind(job.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        insert_audit(
+            &mut tx,
+            &NewAudit {
+                at,
+                connection: job.connection.clone(),
+                alert_id: job.alert_id.clone(),
+                correlation_key: job.target_key.clone(),
+                action: "dead_letter".to_owned(),
+                work_item: None,
+                detail: format!("job {} dead-lettered as {id}: {reason}", job.id),
+            },
+        )
+        .await?;
+        tx.commit().await.map_err(err)?;
+        Ok(id)
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, connection, kind, delivery_id, alert_id, order_key, reason, attempts, \
+             raw_body, created_at, dead_at FROM dead_letters WHERE replayed_at IS NULL ORDER BY id",
+        )
+        .fetch_all(&self.read)
+        .await
+        .map_err(err)?;
+        rows.iter()
+            .map(|row| {
+                let kind: String = row.try_get("kind").map_err(err)?;
+                Ok(DeadLetter {
+                    id: row.try_get("id").map_err(err)?,
+                    connection: row.try_get("connection").map_err(err)?,
+                    kind: JobKind::parse(&kind)?,
+                    delivery_id: row.try_get("delivery_id").map_err(err)?,
+                    alert_id: row.try_get("alert_id").map_err(err)?,
+                    order_key: row.try_get("order_key").map_err(err)?,
+                    reason: row.try_get("reason").map_err(err)?,
+                    attempts: to_u32(row.try_get("attempts").map_err(err)?),
+                    raw_body: row.try_get("raw_body").map_err(err)?,
+                    created_at: from_micros(row.try_get("created_at").map_err(err)?)?,
+                    dead_at: from_micros(row.try_get("dead_at").map_err(err)?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn replay_dead_letter(&self, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let job: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO jobs (connection, kind, delivery_id, alert_id, order_key, target_key, facts, \
+               created_at, available_at) \
+             SELECT connection, kind, delivery_id, alert_id, order_key, target_key, facts, ?1, ?1 \
+             FROM dead_letters WHERE id = ?2 AND replayed_at IS NULL RETURNING id",
+        )
+        .bind(micros(now))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err)?;
+        let Some(job) = job else { return Ok(false) };
+        let alert_id: String = sqlx::query_scalar(
+            "UPDATE dead_letters SET replayed_at = ? WHERE id = ? RETURNING alert_id",
+        )
+        .bind(micros(now))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(err)?;
+        let connection: String = sqlx::query_scalar("SELECT connection FROM jobs WHERE id = ?")
+            .bind(job)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(err)?;
+        insert_audit(
+            &mut tx,
+            &NewAudit {
+                at: now,
+                connection,
+                alert_id,
+                correlation_key: None,
+                action: "replay".to_owned(),
+                work_item: None,
+                detail: format!("dead letter {id} replayed as job {job}"),
+            },
+        )
+        .await?;
+        tx.commit().await.map_err(err)?;
+        Ok(true)
+    }
+
+    async fn quarantined(&self) -> Result<Vec<Quarantined>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, connection, reason, raw_body, received_at FROM quarantine \
+             WHERE replayed_at IS NULL ORDER BY id",
+        )
+        .fetch_all(&self.read)
+        .await
+        .map_err(err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(Quarantined {
+                    id: row.try_get("id").map_err(err)?,
+                    connection: row.try_get("connection").map_err(err)?,
+                    reason: row.try_get("reason").map_err(err)?,
+                    raw_body: row.try_get("raw_body").map_err(err)?,
+                    received_at: from_micros(row.try_get("received_at").map_err(err)?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn mark_quarantine_replayed(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE quarantine SET replayed_at = ? WHERE id = ? AND replayed_at IS NULL",
+        )
+        .bind(micros(at))
+        .bind(id)
+        .execute(&self.write)
+        .await
+        .map_err(err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn schedule_auto_close(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let mut tx = self.begin().await?;
+        let rows = sqlx::query(
+            "SELECT connection, key, order_key, alert_id FROM correlations \
+             WHERE auto_close_at IS NOT NULL AND auto_close_at <= ? AND state = 'open'",
+        )
+        .bind(micros(now))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(err)?;
+        for row in &rows {
+            let connection: String = row.try_get("connection").map_err(err)?;
+            let key: String = row.try_get("key").map_err(err)?;
+            let order_key: String = row.try_get("order_key").map_err(err)?;
+            let alert_id: String = row.try_get("alert_id").map_err(err)?;
+            let facts = serde_json::to_string(&crate::keys::AlertFacts::new(
+                alert_id.clone(),
+                crate::keys::Condition::Resolved,
+                now,
+            ))
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            sqlx::query(
+                "INSERT INTO jobs (connection, kind, alert_id, order_key, target_key, facts, \
+                 created_at, available_at) VALUES (?, 'auto_close', ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&connection)
+            .bind(&alert_id)
+            .bind(&order_key)
+            .bind(&key)
+            .bind(&facts)
+            .bind(micros(now))
+            .bind(micros(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+            sqlx::query(
+                "UPDATE correlations SET auto_close_at = NULL WHERE connection = ? AND key = ?",
+            )
+            .bind(&connection)
+            .bind(&key)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(rows.len())
+    }
+
+    async fn history(&self, alert_id: &str) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at, connection, alert_id, correlation_key, action, work_item, detail \
+             FROM audit WHERE alert_id = ? ORDER BY id",
+        )
+        .bind(alert_id)
+        .fetch_all(&self.read)
+        .await
+        .map_err(err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(AuditEntry {
+                    id: row.try_get("id").map_err(err)?,
+                    entry: NewAudit {
+                        at: from_micros(row.try_get("at").map_err(err)?)?,
+                        connection: row.try_get("connection").map_err(err)?,
+                        alert_id: row.try_get("alert_id").map_err(err)?,
+                        correlation_key: row.try_get("correlation_key").map_err(err)?,
+                        action: row.try_get("action").map_err(err)?,
+                        work_item: row.try_get("work_item").map_err(err)?,
+                        detail: row.try_get("detail").map_err(err)?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn queue_depth(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs")
+            .fetch_one(&self.read)
+            .await
+            .map_err(err)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn dead_letter_count(&self) -> Result<u64, StoreError> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters WHERE replayed_at IS NULL")
+                .fetch_one(&self.read)
+                .await
+                .map_err(err)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance;
+
+    #[tokio::test]
+    async fn conformance_in_memory() {
+        let store = SqliteStore::open_in_memory().await.unwrap();
+        conformance::run_all(&store).await;
+    }
+
+    #[tokio::test]
+    async fn conformance_on_disk_and_reopen_releases_leases() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        conformance::run_all(&store).await;
+        let now = Utc::now();
+        let d = conformance::delivery("c", "reopen-1", "k", now);
+        store.accept_batch(&[d]).await.unwrap();
+        let claimed = store
+            .claim("c", 10, now, now + chrono::Duration::hours(1))
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        store.close().await;
+        assert!(matches!(
+            store.ping().await,
+            Err(StoreError::Unavailable(_))
+        ));
+        let reopened = SqliteStore::open(dir.path()).await.unwrap();
+        let again = reopened
+            .claim("c", 10, now, now + chrono::Duration::hours(1))
+            .await
+            .unwrap();
+        assert_eq!(
+            again.len(),
+            1,
+            "a crashed process's lease is released on open"
+        );
+        assert_eq!(again[0].id, claimed[0].id);
+    }
+
+    #[tokio::test]
+    async fn open_reports_unusable_directory() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let e = SqliteStore::open(&file.path().join("sub"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Setup(_)), "{e}");
+    }
+}

@@ -1,0 +1,385 @@
+//! Duplicates, retries, throttling, dead letters, replay, crashes and store failures.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod engine_support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use engine_support::{
+    AlertSpec, fast_options, harness, harness_on, harness_with, http, wait_until,
+};
+use secure_export::engine::{AcceptError, Accepted, EngineError, EngineOptions};
+use secure_export::keys;
+use secure_export::store::{SqliteStore, Store};
+use secure_export_itsm::mock::MockOp;
+use secure_export_itsm::{ItsmConnector, NewWorkItem, Severity, WorkItemState};
+
+#[tokio::test]
+async fn the_same_alert_accepted_20_times_concurrently_makes_one_job_and_one_item() {
+    let h = harness().await;
+    let spec = AlertSpec::fired("dup", "2024-05-01T10:00:00Z");
+    let (alert, body) = spec.alert();
+    let results =
+        futures::future::join_all((0..20).map(|_| h.engine.accept("default", &alert, &body))).await;
+    let new = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Accepted::New { .. })))
+        .count();
+    let dup = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Accepted::Duplicate { .. })))
+        .count();
+    assert_eq!((new, dup), (1, 19));
+    assert_eq!(h.engine.queue_depth().await.unwrap(), 1);
+    let workers = h.engine.start_workers();
+    h.drain().await;
+    assert_eq!(h.mock.tickets().len(), 1);
+    assert_eq!(h.mock.call_count(MockOp::Create), 1);
+    workers.shutdown().await;
+}
+
+#[tokio::test]
+async fn backend_down_is_retried_and_delivered_after_recovery() {
+    let h = harness().await;
+    h.mock.fail_times(None, 5, &http(503, None));
+    let workers = h.engine.start_workers();
+    h.send(&AlertSpec::fired("down", "2024-05-01T10:00:00Z"))
+        .await;
+    h.drain().await;
+    assert_eq!(h.mock.tickets().len(), 1);
+    let m = h.engine.metrics();
+    assert_eq!(
+        m.counter(
+            "secure_export_jobs_total",
+            &[("connection", "default"), ("outcome", "retry")]
+        ),
+        5
+    );
+    assert_eq!(
+        m.counter_sum("secure_export_itsm_calls_total", &[("status", "http_503")]),
+        5
+    );
+    assert!(h.engine.dead_letters().await.unwrap().is_empty());
+    workers.shutdown().await;
+}
+
+#[tokio::test]
+async fn throttled_answers_are_honoured_and_not_counted_as_attempts() {
+    // One attempt allowed: only the uncounted throttled waits can precede success.
+    let options = EngineOptions {
+        max_attempts: 1,
+        ..fast_options()
+    };
+    let h = harness_with(|c| c, options).await;
+    let wait = Duration::from_millis(150);
+    h.mock
+        .fail_times(Some(MockOp::FindOpen), 2, &http(429, Some(wait)));
+    let workers = h.engine.start_workers();
+    let started = Instant::now();
+    h.send(&AlertSpec::fired("slow", "2024-05-01T10:00:00Z"))
+        .await;
+    h.drain().await;
+    assert!(
+        started.elapsed() >= wait * 2,
+        "waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(h.mock.tickets().len(), 1);
+    assert!(h.engine.dead_letters().await.unwrap().is_empty());
+    workers.shutdown().await;
+}
+
+#[tokio::test]
+async fn permanent_error_dead_letters_and_replay_delivers() {
+    let h = harness().await;
+    h.mock.fail_next(Some(MockOp::Create), http(400, None));
+    let workers = h.engine.start_workers();
+    let spec = AlertSpec::fired("perm", "2024-05-01T10:00:00Z");
+    h.send(&spec).await;
+    wait_until("dead letter", || async {
+        h.engine.dead_letters().await.unwrap().len() == 1
+    })
+    .await;
+    let dl = h.engine.dead_letters().await.unwrap().remove(0);
+    assert!(dl.reason.contains("HTTP 400"), "{}", dl.reason);
+    assert_eq!(dl.raw_body.as_deref(), Some(spec.body().as_slice()));
+    assert_eq!(
+        h.engine.metrics().gauge("secure_export_dead_letters", &[]),
+        Some(1.0)
+    );
+    assert!(h.mock.tickets().is_empty());
+    h.engine.replay_dead_letter(dl.id).await.unwrap();
+    h.drain().await;
+    assert_eq!(h.mock.tickets().len(), 1);
+    assert!(matches!(
+        h.engine.replay_dead_letter(dl.id).await,
+        Err(EngineError::NotFound(_))
+    ));
+    let actions: Vec<_> = h
+        .engine
+        .history(&spec.alert_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.entry.action)
+        .collect();
+    assert_eq!(actions, ["accepted", "dead_letter", "replay", "create"]);
+    workers.shutdown().await;
+}
+
+#[tokio::test]
+async fn retry_budget_exhausted_dead_letters_then_replay_all() {
+    let options = EngineOptions {
+        max_attempts: 3,
+        ..fast_options()
+    };
+    let h = harness_with(|c| c, options).await;
+    h.mock.fail_times(None, 6, &http(502, None));
+    let workers = h.engine.start_workers();
+    h.send(&AlertSpec::fired("budget1", "2024-05-01T10:00:00Z"))
+        .await;
+    h.send(&AlertSpec::fired("budget2", "2024-05-01T10:00:00Z"))
+        .await;
+    wait_until("two dead letters", || async {
+        h.engine.dead_letters().await.unwrap().len() == 2
+    })
+    .await;
+    let dl = h.engine.dead_letters().await.unwrap();
+    assert!(
+        dl.iter()
+            .all(|d| d.reason.contains("retry budget exhausted after 3 attempts")),
+        "{dl:?}"
+    );
+    assert_eq!(h.engine.replay_all_dead_letters().await.unwrap(), 2);
+    h.drain().await;
+    assert_eq!(h.mock.tickets().len(), 2);
+    workers.shutdown().await;
+}
+
+#[tokio::test]
+async fn store_failure_is_unavailable_and_overload_is_overloaded() {
+    let h = harness().await;
+    h.store.close().await;
+    let (alert, body) = AlertSpec::fired("nostore", "2024-05-01T10:00:00Z").alert();
+    let err = h.engine.accept("default", &alert, &body).await.unwrap_err();
+    assert!(matches!(err, AcceptError::Unavailable(_)), "{err}");
+    assert_eq!(err.code(), "store_unavailable");
+    assert!(matches!(
+        h.engine.quarantine("default", b"x", "r").await,
+        Err(AcceptError::Unavailable(_))
+    ));
+    let ready = h.engine.readiness().await;
+    assert!(ready.iter().any(|(n, r)| n == "store" && r.is_err()));
+    assert!(
+        ready
+            .iter()
+            .any(|(n, r)| n == "backend:default" && r.is_ok())
+    );
+    assert!(matches!(
+        h.engine.accept("nope", &alert, &body).await,
+        Err(AcceptError::UnknownConnection(_))
+    ));
+
+    let options = EngineOptions {
+        high_water_mark: 2,
+        ..fast_options()
+    };
+    let h = harness_with(|c| c, options).await;
+    h.send(&AlertSpec::fired("o1", "2024-05-01T10:00:00Z"))
+        .await;
+    h.send(&AlertSpec::fired("o2", "2024-05-01T10:00:00Z"))
+        .await;
+    let (alert, body) = AlertSpec::fired("o3", "2024-05-01T10:00:00Z").alert();
+    let err = h.engine.accept("default", &alert, &body).await.unwrap_err();
+    assert!(matches!(err, AcceptError::Overloaded));
+    let m = h.engine.metrics();
+    assert_eq!(
+        m.counter(
+            "secure_export_deliveries_total",
+            &[
+                ("connection", "default"),
+                ("outcome", "rejected"),
+                ("reason", "overloaded")
+            ]
+        ),
+        1
+    );
+    let workers = h.engine.start_workers();
+    h.drain().await;
+    wait_until("depth gauge refreshed", || async {
+        h.engine.accept("default", &alert, &body).await.is_ok()
+    })
+    .await;
+    workers.shutdown().await;
+}
+
+#[tokio::test]
+async fn quarantine_and_replay() {
+    let h = harness().await;
+    // An alert whose monitorCondition is unknown is quarantined by accept itself.
+    let mut odd = AlertSpec::fired("odd", "2024-05-01T10:00:00Z");
+    odd.condition = "Flapping";
+    let (alert, body) = odd.alert();
+    let Accepted::Quarantined { id } = h.engine.accept("default", &alert, &body).await.unwrap()
+    else {
+        panic!()
+    };
+    assert!(matches!(
+        h.engine.replay_quarantined(id).await,
+        Err(EngineError::StillUnparseable { .. })
+    ));
+    // A body the router could not model, replayed once the parser understands it.
+    let good = AlertSpec::fired("late", "2024-05-01T10:00:00Z").body();
+    let qid = h
+        .engine
+        .quarantine("default", &good, "unknown schemaId")
+        .await
+        .unwrap();
+    let q = h.engine.quarantined().await.unwrap();
+    assert_eq!(q.iter().map(|q| q.id).collect::<Vec<_>>(), [id, qid]);
+    let workers = h.engine.start_workers();
+    h.engine.replay_quarantined(qid).await.unwrap();
+    h.drain().await;
+    assert_eq!(h.mock.tickets().len(), 1);
+    assert!(matches!(
+        h.engine.replay_quarantined(qid).await,
+        Err(EngineError::NotFound(_))
+    ));
+    assert_eq!(h.engine.quarantined().await.unwrap().len(), 1);
+    workers.shutdown().await;
+}
+
+fn corr_id(spec: &AlertSpec) -> String {
+    keys::itsm_correlation_id(
+        "default",
+        &format!("alert:{}", spec.alert_id.to_lowercase()),
+    )
+}
+
+#[tokio::test]
+async fn crash_between_itsm_call_and_commit_makes_no_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+    let h = harness_on(store.clone(), |c| c, fast_options()).await;
+    let specs: Vec<_> = (0..10)
+        .map(|i| AlertSpec::fired(&format!("crash{i}"), "2024-05-01T10:00:00Z"))
+        .collect();
+    for s in &specs {
+        h.send(s).await;
+    }
+    // A worker claims the first job, creates the item and dies before committing.
+    let now = chrono::Utc::now();
+    let job = store
+        .claim("default", 1, now, now + chrono::Duration::hours(1))
+        .await
+        .unwrap()
+        .remove(0);
+    let created = h
+        .mock
+        .create(&NewWorkItem::new(
+            corr_id(&specs[0]),
+            "created before the crash",
+            Severity::Sev1,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(job.alert_id, specs[0].alert_id);
+    let mock = h.mock.clone();
+    drop(h);
+    store.close().await;
+
+    // Restart on the same directory with the same backend.
+    let store = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+    let engine = secure_export::engine::Engine::new(
+        store.clone() as Arc<dyn Store>,
+        vec![secure_export::engine::ConnectionRuntime::new(
+            "default",
+            Arc::new(mock.clone()),
+        )],
+        fast_options(),
+        secure_export::metrics::Metrics::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(engine.queue_depth().await.unwrap(), 10);
+    let workers = engine.start_workers();
+    wait_until("drained after restart", || async {
+        engine.queue_depth().await.unwrap() == 0
+    })
+    .await;
+    workers.shutdown().await;
+    for s in &specs {
+        assert_eq!(mock.tickets_for(&corr_id(s)).len(), 1, "{}", s.alert_id);
+    }
+    assert_eq!(mock.tickets_for(&corr_id(&specs[0]))[0].reference, created);
+}
+
+#[tokio::test]
+async fn dropping_the_engine_mid_flight_loses_nothing_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+    let h = harness_on(store.clone(), |c| c, fast_options()).await;
+    let mut specs = Vec::new();
+    for i in 0..40 {
+        specs.push(AlertSpec::fired(&format!("mid{i}"), "2024-05-01T10:00:00Z"));
+        specs.push(AlertSpec::resolved(
+            &format!("mid{i}"),
+            "2024-05-01T10:00:00Z",
+            "2024-05-01T10:30:00Z",
+        ));
+    }
+    // Slow the backend down a little so work is in flight when we "crash".
+    h.mock.fail_times(None, 30, &http(503, None));
+    let workers = h.engine.start_workers();
+    for s in &specs {
+        h.send(s).await;
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mock = h.mock.clone();
+    drop(workers); // aborts every task at once, like kill -9
+    drop(h);
+    store.close().await;
+
+    let store = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+    let engine = secure_export::engine::Engine::new(
+        store.clone() as Arc<dyn Store>,
+        vec![secure_export::engine::ConnectionRuntime::new(
+            "default",
+            Arc::new(mock.clone()),
+        )],
+        fast_options(),
+        secure_export::metrics::Metrics::new(),
+    )
+    .await
+    .unwrap();
+    let workers = engine.start_workers();
+    wait_until("drained after restart", || async {
+        engine.queue_depth().await.unwrap() == 0
+    })
+    .await;
+    workers.shutdown().await;
+    for s in specs.iter().step_by(2) {
+        let tickets = mock.tickets_for(&corr_id(s));
+        assert_eq!(tickets.len(), 1, "{}", s.alert_id);
+        assert_eq!(tickets[0].state, WorkItemState::Resolved, "{}", s.alert_id);
+    }
+    assert!(engine.dead_letters().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_or_releases_in_flight_jobs() {
+    let h = harness().await;
+    h.mock.fail_times(None, 3, &http(503, None));
+    let workers = h.engine.start_workers();
+    for i in 0..5 {
+        h.send(&AlertSpec::fired(&format!("g{i}"), "2024-05-01T10:00:00Z"))
+            .await;
+    }
+    workers.shutdown().await;
+    // Nothing is left leased: a new set of workers finishes everything.
+    let workers = h.engine.start_workers();
+    h.drain().await;
+    assert_eq!(h.mock.tickets().len(), 5);
+    workers.shutdown().await;
+}

@@ -1,0 +1,255 @@
+//! The secure-export receiver: verifies Azure Monitor Secure Webhook calls, records alerts
+//! durably and delivers them to the configured ITSM.
+//!
+//! ```text
+//! cargo run --example receiver                         # demo mode (no configuration)
+//! cargo run --example receiver -- --config FILE        # or SECURE_EXPORT_CONFIG=FILE
+//! ```
+//!
+//! Demo mode listens on loopback only, keeps its SQLite store under `./data`, delivers to the
+//! in-memory mock backend and trusts an in-process demo token issuer. It writes the demo URL and
+//! a token to `./data/demo.json` (refreshed every 30 minutes) and prints the command that sends a
+//! sample alert. Logs go to stderr; set `RUST_LOG` (default `info`) and `LOG_FORMAT=json` for
+//! JSON lines. SIGINT/SIGTERM stop accepting, then finish or release in-flight jobs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secure_export::config::{Config, config_path_from_args};
+use secure_export::engine::{ConnectionRuntime, Engine, EngineOptions};
+use secure_export::metrics::Metrics;
+use secure_export::router::{AppState, ConnectionGate, router};
+use secure_export::store::SqliteStore;
+use secure_export_aad::test_util::TestIssuer;
+use secure_export_itsm::mock::MockConnector;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+/// Tenant of the demo issuer (a fixed GUID so demo tokens look like Entra ones).
+const DEMO_TENANT: &str = "00000000-0000-4000-8000-00000000de70";
+/// Audience of demo tokens (the "Application ID URI" of the demo app).
+const DEMO_AUDIENCE: &str = "api://secure-export-demo";
+/// Preferred demo port; a free port is used when it is taken.
+const DEMO_PORT: u16 = 8080;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    init_tracing();
+    let result = match config_path_from_args(std::env::args().skip(1)) {
+        Some(path) => run_configured(&path).await,
+        None => run_demo().await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run_configured(path: &Path) -> Result<(), String> {
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    let http = http_client()?;
+    let runtime = config.build_runtime(&http).map_err(|e| e.to_string())?;
+    for gate in &runtime.gates {
+        if let Err(e) = gate.verifier().warm_up().await {
+            tracing::warn!(
+                event = "auth.warm_up_failed",
+                connection = gate.name(),
+                error = %e,
+                "signing keys not loaded yet; retried on first use"
+            );
+        }
+    }
+    let engine = open_engine(
+        &config.server.data_dir,
+        runtime.connections,
+        runtime.engine_options,
+    )
+    .await?;
+    let state = AppState::new(engine.clone(), runtime.gates)
+        .with_body_limit(config.server.body_limit)
+        .with_request_timeout(config.server.request_timeout)
+        .with_retry_after(config.server.retry_after);
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .map_err(|e| format!("server.listen: cannot bind {}: {e}", config.server.listen))?;
+    serve(listener, engine, state, None).await
+}
+
+async fn run_demo() -> Result<(), String> {
+    let data_dir = PathBuf::from("./data");
+    let issuer = TestIssuer::start(DEMO_TENANT)
+        .await
+        .map_err(|e| format!("cannot start the demo token issuer: {e}"))?;
+    let verifier = issuer
+        .verifier_builder([DEMO_AUDIENCE])
+        .build()
+        .map_err(|e| format!("demo verifier: {e}"))?;
+    verifier
+        .warm_up()
+        .await
+        .map_err(|e| format!("demo verifier: {e}"))?;
+    let gate = ConnectionGate::new("demo", verifier, [DEMO_TENANT]);
+    let connection = ConnectionRuntime {
+        name: "demo".to_owned(),
+        connector: Arc::new(MockConnector::new()),
+        binder: None,
+        policy: Default::default(),
+        mapping: Default::default(),
+    };
+    let engine = open_engine(&data_dir, vec![connection], EngineOptions::default()).await?;
+    let state = AppState::new(engine.clone(), vec![gate]);
+
+    let listener = match TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], DEMO_PORT))).await {
+        Ok(l) => l,
+        Err(_) => TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .map_err(|e| format!("cannot bind a loopback port: {e}"))?,
+    };
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let url = format!("http://{addr}/api/alerts");
+    let demo_file = data_dir.join("demo.json");
+    write_demo_file(&demo_file, &url, &issuer)?;
+    let refresher = {
+        let (url, demo_file) = (url.clone(), demo_file.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(30 * 60));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = write_demo_file(&demo_file, &url, &issuer) {
+                    tracing::warn!(event = "demo.file_failed", error = %e);
+                }
+            }
+        })
+    };
+
+    println!();
+    println!("secure-export receiver (demo mode): {url}");
+    println!(
+        "  store: {}, backend: in-memory mock, tokens: demo issuer",
+        data_dir.display()
+    );
+    println!("  demo token and URL written to {}", demo_file.display());
+    println!();
+    println!("Send a sample alert with:");
+    println!("  cargo run --example send-alert -- examples/payloads/metric-fired.json");
+    println!("then resolve it with:");
+    println!("  cargo run --example send-alert -- examples/payloads/metric-resolved.json");
+    println!("and see what happened with:");
+    println!(
+        "  cargo run --example admin -- history /subscriptions/aaaa0a0a-bb1b-cc2c-dd3d-eeeeee4e4e4e/providers/Microsoft.AlertsManagement/alerts/eeeeeeee-4444-5555-6666-ffffffffffff"
+    );
+    println!();
+
+    let result = serve(listener, engine, state, Some(addr)).await;
+    refresher.abort();
+    result
+}
+
+fn write_demo_file(path: &Path, url: &str, issuer: &TestIssuer) -> Result<(), String> {
+    let body = serde_json::json!({
+        "url": url,
+        "token": issuer.token(DEMO_AUDIENCE),
+        "authority": issuer.authority(),
+        "tenant_id": issuer.tenant_id(),
+        "audience": DEMO_AUDIENCE,
+    });
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, format!("{body:#}\n"))
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn http_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))
+}
+
+async fn open_engine(
+    data_dir: &Path,
+    connections: Vec<ConnectionRuntime>,
+    options: EngineOptions,
+) -> Result<Engine, String> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| format!("server.data_dir: cannot create {}: {e}", data_dir.display()))?;
+    let store = SqliteStore::open(data_dir).await.map_err(|e| {
+        format!(
+            "server.data_dir: cannot open the store in {}: {e}",
+            data_dir.display()
+        )
+    })?;
+    Engine::new(Arc::new(store), connections, options, Metrics::new())
+        .await
+        .map_err(|e| format!("engine: {e}"))
+}
+
+async fn serve(
+    listener: TcpListener,
+    engine: Engine,
+    state: AppState,
+    demo_addr: Option<SocketAddr>,
+) -> Result<(), String> {
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let workers = engine.start_workers();
+    if demo_addr.is_none() {
+        // Machine-readable line for supervisors and tests.
+        println!("listening on http://{addr}");
+    }
+    tracing::info!(event = "server.listening", %addr);
+    let served = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    tracing::info!(
+        event = "server.shutting_down",
+        "stopped accepting; finishing in-flight jobs"
+    );
+    workers.shutdown().await;
+    tracing::info!(event = "server.stopped");
+    served.map_err(|e| format!("server: {e}"))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
