@@ -1,5 +1,5 @@
 //! Group commit vs one transaction per accept: durable accepts/s of the engine on an on-disk
-//! SQLite store (WAL, `synchronous = FULL`), 1,000 concurrent accepts per iteration.
+//! SQLite store (WAL, `synchronous = FULL`), 500 concurrent accepts per iteration.
 //!
 //! `cargo bench -p secure-export --bench engine_accept -- --warm-up-time 1 --measurement-time 3`
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -15,7 +15,7 @@ use secure_export::store::{SqliteStore, Store};
 use secure_export_itsm::mock::MockConnector;
 use secure_export_schema::Alert;
 
-const CONCURRENT: u64 = 1000;
+const CONCURRENT: u64 = 500;
 
 fn alert(n: u64) -> (Alert, Vec<u8>) {
     let body = format!(

@@ -41,7 +41,10 @@ const AUDIENCE: &str = "api://secure-export-bench";
 const SAMPLE: &str = include_str!("../examples/payloads/metric-fired.json");
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn alert_body(n: u64, rule: &str) -> Vec<u8> {
@@ -76,14 +79,21 @@ async fn start_server(connector: Arc<dyn ItsmConnector>, options: EngineOptions)
         policy: Default::default(),
         mapping: Default::default(),
     };
-    let engine =
-        Engine::new(Arc::new(store), vec![connection], options, Metrics::new()).await.unwrap();
+    let engine = Engine::new(Arc::new(store), vec![connection], options, Metrics::new())
+        .await
+        .unwrap();
     let app = router(AppState::new(engine.clone(), vec![gate]))
         .route("/baseline", post(|| async { StatusCode::ACCEPTED }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Server { url, token: format!("Bearer {}", issuer.token(AUDIENCE)), engine, _issuer: issuer, _dir: dir }
+    Server {
+        url,
+        token: format!("Bearer {}", issuer.token(AUDIENCE)),
+        engine,
+        _issuer: issuer,
+        _dir: dir,
+    }
 }
 
 struct RunResult {
@@ -106,13 +116,27 @@ impl RunResult {
 }
 
 /// `clients` tasks post for `secs` seconds; returns counts and latencies.
-async fn drive(url: &str, token: &str, clients: usize, secs: u64, counter: Arc<AtomicU64>) -> RunResult {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(clients).build().unwrap();
+async fn drive(
+    url: &str,
+    token: &str,
+    clients: usize,
+    secs: u64,
+    counter: Arc<AtomicU64>,
+) -> RunResult {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()
+        .unwrap();
     let start = Instant::now();
     let stop = start + Duration::from_secs(secs);
     let mut tasks = Vec::new();
     for _ in 0..clients {
-        let (client, url, token, counter) = (client.clone(), url.to_owned(), token.to_owned(), counter.clone());
+        let (client, url, token, counter) = (
+            client.clone(),
+            url.to_owned(),
+            token.to_owned(),
+            counter.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut non_202 = 0u64;
@@ -145,7 +169,12 @@ async fn drive(url: &str, token: &str, clients: usize, secs: u64, counter: Arc<A
         latencies.extend(l);
         non_202 += n;
     }
-    RunResult { requests: latencies.len() as u64, non_202, elapsed: start.elapsed(), latencies }
+    RunResult {
+        requests: latencies.len() as u64,
+        non_202,
+        elapsed: start.elapsed(),
+        latencies,
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -159,14 +188,38 @@ async fn load_run() {
     let workers = server.engine.start_workers();
     let counter = Arc::new(AtomicU64::new(0));
     // Warm-up (connections, page cache), not measured.
-    drive(&format!("{}/baseline", server.url), &server.token, clients, 1, counter.clone()).await;
-    let baseline = drive(&format!("{}/baseline", server.url), &server.token, clients, secs, counter.clone()).await;
-    let alerts = drive(&format!("{}/api/alerts", server.url), &server.token, clients, secs, counter.clone()).await;
+    drive(
+        &format!("{}/baseline", server.url),
+        &server.token,
+        clients,
+        1,
+        counter.clone(),
+    )
+    .await;
+    let baseline = drive(
+        &format!("{}/baseline", server.url),
+        &server.token,
+        clients,
+        secs,
+        counter.clone(),
+    )
+    .await;
+    let alerts = drive(
+        &format!("{}/api/alerts", server.url),
+        &server.token,
+        clients,
+        secs,
+        counter.clone(),
+    )
+    .await;
     workers.shutdown().await;
     println!("\n## load: {clients} clients, {secs} s per route, mock backend, SQLite (tempdir)\n");
     println!("| route | requests | non-202 | req/s | p50 ms | p99 ms |");
     println!("|---|---|---|---|---|---|");
-    for (name, r) in [("/baseline (202 only)", &baseline), ("/api/alerts", &alerts)] {
+    for (name, r) in [
+        ("/baseline (202 only)", &baseline),
+        ("/api/alerts", &alerts),
+    ] {
         println!(
             "| {name} | {} | {} | {:.0} | {:.2} | {:.2} |",
             r.requests,
@@ -176,7 +229,10 @@ async fn load_run() {
             ms(r.pct(0.99))
         );
     }
-    println!("\naccepted alerts/s as a share of the baseline route: {:.0}%", 100.0 * alerts.rate() / baseline.rate());
+    println!(
+        "\naccepted alerts/s as a share of the baseline route: {:.0}%",
+        100.0 * alerts.rate() / baseline.rate()
+    );
 }
 
 fn peak_rss_mb() -> Option<f64> {
@@ -191,7 +247,9 @@ async fn storm_run() {
     let rate: u32 = env_or("STORM_RATE", 500);
     let latency_ms: u64 = env_or("STORM_LATENCY_MS", 50);
     let workers_n: usize = env_or("STORM_WORKERS", 64);
-    let sn = ServiceNowEmulator::start(ServiceNowOptions::default().seed_cmdb(false)).await.unwrap();
+    let sn = ServiceNowEmulator::start(ServiceNowOptions::default().seed_cmdb(false))
+        .await
+        .unwrap();
     let config = ServiceNowConfig::new(sn.base_url(), Auth::basic(sn.username(), sn.password()))
         .with_timeout(Duration::from_secs(10));
     let connector = ServiceNowConnector::new(config, reqwest::Client::new()).unwrap();
@@ -209,7 +267,12 @@ async fn storm_run() {
     let gate = Arc::new(tokio::sync::Semaphore::new(32));
     let mut tasks = Vec::new();
     for n in 0..alerts {
-        let (client, url, token, gate) = (client.clone(), url.clone(), server.token.clone(), gate.clone());
+        let (client, url, token, gate) = (
+            client.clone(),
+            url.clone(),
+            server.token.clone(),
+            gate.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let _p = gate.acquire().await.unwrap();
             let r = client
@@ -239,7 +302,10 @@ async fn storm_run() {
         if server.engine.queue_depth().await.unwrap() == 0 {
             break;
         }
-        assert!(drain_start.elapsed() < Duration::from_secs(600), "storm did not drain");
+        assert!(
+            drain_start.elapsed() < Duration::from_secs(600),
+            "storm did not drain"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let drain = drain_start.elapsed();
@@ -255,14 +321,24 @@ async fn storm_run() {
     );
     println!("| figure | value |");
     println!("|---|---|");
-    println!("| alerts accepted (HTTP 202) | {alerts} in {:.2} s ({:.0}/s) |", accept_time.as_secs_f64(), alerts as f64 / accept_time.as_secs_f64());
+    println!(
+        "| alerts accepted (HTTP 202) | {alerts} in {:.2} s ({:.0}/s) |",
+        accept_time.as_secs_f64(),
+        alerts as f64 / accept_time.as_secs_f64()
+    );
     println!("| jobs queued before draining | {queued} |");
     println!("| incidents created | {incidents} |");
     println!("| ITSM calls made (incl. refused) | {made} |");
     println!("| ITSM calls refused (429) | {refused} |");
     println!("| minimum calls needed (duplicate check + create) | {minimum} |");
-    println!("| calls made / minimum | {:.3} |", made as f64 / minimum as f64);
-    println!("| accepted calls / minimum | {:.3} |", (made - refused) as f64 / minimum as f64);
+    println!(
+        "| calls made / minimum | {:.3} |",
+        made as f64 / minimum as f64
+    );
+    println!(
+        "| accepted calls / minimum | {:.3} |",
+        (made - refused) as f64 / minimum as f64
+    );
     println!("| time to drain | {:.2} s |", drain.as_secs_f64());
     println!("| rate-limit bound (minimum / rate) | {bound:.2} s |");
     println!("| drain / bound | {:.2} |", drain.as_secs_f64() / bound);
@@ -277,7 +353,10 @@ async fn storm_run() {
 #[tokio::main]
 async fn main() {
     // `cargo bench` passes `--bench`; the first other argument picks the run.
-    let which: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let which: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let all = which.is_empty();
     if all || which.iter().any(|w| w == "load") {
         load_run().await;

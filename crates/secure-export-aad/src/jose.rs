@@ -85,8 +85,28 @@ fn decode_segment(segment: &str, what: &str) -> Result<Vec<u8>, VerifyError> {
 }
 
 pub(crate) fn parse_object(bytes: &[u8], what: &str) -> Result<StrictObject, VerifyError> {
-    serde_json::from_slice::<StrictObject>(bytes)
-        .map_err(|e| VerifyError::Malformed(format!("{what} is not a valid JSON object: {e}")))
+    serde_json::from_slice::<StrictObject>(bytes).map_err(|e| {
+        // serde_json's own messages can quote input (e.g. a whole string payload): never pass
+        // them on; keep only our duplicate-member message, which quotes a truncated key.
+        let text = e.to_string();
+        let reason = match e.classify() {
+            serde_json::error::Category::Data if text.starts_with("duplicate member") => text
+                .split(" at line ")
+                .next()
+                .unwrap_or("duplicate member")
+                .to_owned(),
+            serde_json::error::Category::Data => "not a JSON object".to_owned(),
+            serde_json::error::Category::Eof => "truncated JSON".to_owned(),
+            serde_json::error::Category::Syntax | serde_json::error::Category::Io => {
+                "invalid JSON (or nested too deeply)".to_owned()
+            }
+        };
+        VerifyError::Malformed(format!(
+            "{what}: {reason} (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })
 }
 
 /// Splits a compact token into exactly three segments, enforcing the size cap first.
@@ -258,6 +278,22 @@ mod tests {
         assert_eq!(split("a.b.c.d.e").unwrap_err().code(), "malformed");
         let big = "a".repeat(MAX_TOKEN_LEN + 1);
         assert_eq!(split(&big).unwrap_err().code(), "too_large");
+    }
+
+    #[test]
+    fn json_errors_do_not_echo_input() {
+        let secret_like = "eyJzZWNyZXQtcGF5bG9hZC1jb250ZW50In0";
+        for payload in [
+            format!("\"{secret_like}\""),
+            format!("[\"{secret_like}\"]"),
+            format!("{{\"{secret_like}\""),
+        ] {
+            let e = parse_object(payload.as_bytes(), "payload").unwrap_err();
+            assert!(!e.to_string().contains(secret_like), "{e}");
+            assert_eq!(e.code(), "malformed");
+        }
+        let e = parse_object(br#"{"tid":1,"tid":2}"#, "payload").unwrap_err();
+        assert!(e.to_string().contains("duplicate member \"tid\""), "{e}");
     }
 
     #[test]

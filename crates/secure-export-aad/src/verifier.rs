@@ -24,6 +24,8 @@ use crate::policy::{
 pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
 /// Most tenants whose metadata is cached in `insecure_any_tenant` mode.
 const MAX_ANY_TENANTS: usize = 1000;
+/// Most tenants first seen per minute in `insecure_any_tenant` mode (each costs a metadata fetch).
+const MAX_NEW_TENANTS_PER_MINUTE: u32 = 30;
 
 /// The verified identity of the caller.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -64,6 +66,8 @@ struct Inner {
     fetcher: Fetcher,
     offline: Option<OfflineKeys>,
     sources: RwLock<HashMap<(String, TokenVersion), Arc<KeySource>>>,
+    /// `insecure_any_tenant` mode: (minute, tenants first seen in it).
+    new_tenants: std::sync::Mutex<(i64, u32)>,
 }
 
 struct OfflineKeys {
@@ -222,8 +226,9 @@ impl TokenVerifierBuilder {
 
     /// Accepts tokens from ANY tenant (tenant ids given to the builder are ignored). Dangerous:
     /// every Entra tenant can mint tokens for Azure Monitor's app id; use only with your own
-    /// tenant checks downstream. Each new tenant id seen costs one metadata fetch (then the
-    /// failure cooldown applies); at most 1000 tenants are cached.
+    /// tenant checks downstream. Each new tenant id seen costs one metadata fetch; at most 30 new
+    /// tenants per minute are looked up (others get `bad_tenant` until the next minute) and at
+    /// most 1000 are cached (tenants whose keys never loaded are evicted first).
     #[must_use]
     pub fn insecure_any_tenant(mut self) -> Self {
         self.any_tenant = true;
@@ -368,6 +373,7 @@ impl TokenVerifierBuilder {
                 },
                 offline,
                 sources: RwLock::new(HashMap::new()),
+                new_tenants: std::sync::Mutex::new((0, 0)),
             }),
         };
         // Pre-create the sources of the configured tenants so `keys_loaded` can report on them.
@@ -435,8 +441,27 @@ impl Inner {
         if let Some(s) = map.get(&key) {
             return Some(Arc::clone(s));
         }
-        if self.any_tenant && map.len() >= MAX_ANY_TENANTS {
-            return None;
+        if self.any_tenant && self.offline.is_none() {
+            // Attacker-chosen tenant ids must not turn into unbounded outbound fetches or fill
+            // the map: rate-limit first sightings, and evict tenants whose keys never loaded.
+            let minute = self.clock.now().timestamp().div_euclid(60);
+            let mut window = self
+                .new_tenants
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if window.0 != minute {
+                *window = (minute, 0);
+            }
+            if window.1 >= MAX_NEW_TENANTS_PER_MINUTE {
+                return None;
+            }
+            if map.len() >= MAX_ANY_TENANTS {
+                map.retain(|_, s| s.is_loaded());
+                if map.len() >= MAX_ANY_TENANTS {
+                    return None;
+                }
+            }
+            window.1 += 1;
         }
         let source = match &self.offline {
             Some(off) => {
@@ -485,9 +510,12 @@ impl TokenVerifier {
         if !i.versions.accepts(claims.ver) {
             return Err(VerifyError::BadVersion(claims.ver.as_str().to_owned()));
         }
-        let source = i
-            .source(&tid, claims.ver)
-            .ok_or_else(|| VerifyError::BadTenant("too many distinct tenants".to_owned()))?;
+        let source = i.source(&tid, claims.ver).ok_or_else(|| {
+            VerifyError::BadTenant(format!(
+                "{} (too many new tenants; retry later)",
+                quote(&tid)
+            ))
+        })?;
         let now = i.clock.now();
         let loaded = source.key(&parsed.kid, &i.fetcher, now).await?;
         let key = loaded.key(&parsed.kid)?;

@@ -322,3 +322,35 @@ async fn peek_tenant_of_a_real_token() {
         Some(TENANT)
     );
 }
+
+/// `insecure_any_tenant`: forged tenant ids cannot turn into unbounded metadata fetches.
+#[tokio::test]
+async fn any_tenant_new_tenant_lookups_are_rate_limited() {
+    let (issuer, clock) = issuer_with_clock(TENANT).await;
+    let any = TokenVerifier::builder(Vec::<String>::new(), [CLIENT_ID])
+        .insecure_any_tenant()
+        .versions(TokenVersions::V2Only)
+        .authority(issuer.authority())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let forged = |i: usize| {
+        let tid = format!("00000000-0000-4000-8000-{i:012}");
+        issuer.mint(with(issuer.claims(CLIENT_ID), "tid", json!(tid)))
+    };
+    let before = issuer.discovery_fetches();
+    let mut limited = 0;
+    for i in 0..40 {
+        let e = any.verify(&forged(i)).await.unwrap_err();
+        if e.code() == "bad_tenant" {
+            limited += 1;
+        } else {
+            assert_eq!(e.code(), "keys_unavailable");
+        }
+    }
+    assert_eq!(issuer.discovery_fetches() - before, 30);
+    assert_eq!(limited, 10);
+    // The next minute, the real tenant is looked up and accepted.
+    clock.advance(Duration::from_secs(60));
+    any.verify(&issuer.token(CLIENT_ID)).await.unwrap();
+}

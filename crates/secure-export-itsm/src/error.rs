@@ -89,7 +89,11 @@ impl ItsmError {
     #[must_use]
     pub fn retry_class(&self) -> RetryClass {
         match self {
-            Self::Http { status, retry_after, .. } => match (*status, retry_after) {
+            Self::Http {
+                status,
+                retry_after,
+                ..
+            } => match (*status, retry_after) {
                 (429 | 503, Some(wait)) => RetryClass::Throttled(*wait),
                 (408 | 429 | 500 | 502 | 503 | 504, _) => RetryClass::Retryable,
                 _ => RetryClass::Permanent,
@@ -97,7 +101,9 @@ impl ItsmError {
             Self::Connect { .. } | Self::Timeout { .. } | Self::InvalidResponse { .. } => {
                 RetryClass::Retryable
             }
-            Self::Auth { .. } | Self::NotFound { .. } | Self::Config { .. } => RetryClass::Permanent,
+            Self::Auth { .. } | Self::NotFound { .. } | Self::Config { .. } => {
+                RetryClass::Permanent
+            }
         }
     }
 
@@ -159,20 +165,47 @@ mod tests {
             (http(422, Some(5)), RetryClass::Permanent),
             (http(501, None), RetryClass::Permanent),
             (
-                ItsmError::Connect { backend: "t", message: "refused".to_owned() },
+                ItsmError::Connect {
+                    backend: "t",
+                    message: "refused".to_owned(),
+                },
                 RetryClass::Retryable,
             ),
             (
-                ItsmError::Timeout { backend: "t", message: "30s".to_owned() },
+                ItsmError::Timeout {
+                    backend: "t",
+                    message: "30s".to_owned(),
+                },
                 RetryClass::Retryable,
             ),
             (
-                ItsmError::InvalidResponse { backend: "t", message: "html".to_owned() },
+                ItsmError::InvalidResponse {
+                    backend: "t",
+                    message: "html".to_owned(),
+                },
                 RetryClass::Retryable,
             ),
-            (ItsmError::Auth { backend: "t", message: "bad".to_owned() }, RetryClass::Permanent),
-            (ItsmError::NotFound { backend: "t", id: "x".to_owned() }, RetryClass::Permanent),
-            (ItsmError::Config { backend: "t", message: "x".to_owned() }, RetryClass::Permanent),
+            (
+                ItsmError::Auth {
+                    backend: "t",
+                    message: "bad".to_owned(),
+                },
+                RetryClass::Permanent,
+            ),
+            (
+                ItsmError::NotFound {
+                    backend: "t",
+                    id: "x".to_owned(),
+                },
+                RetryClass::Permanent,
+            ),
+            (
+                ItsmError::Config {
+                    backend: "t",
+                    message: "x".to_owned(),
+                },
+                RetryClass::Permanent,
+            ),
         ];
         for (err, class) in cases {
             assert_eq!(err.retry_class(), *class, "{err}");
@@ -184,12 +217,48 @@ mod tests {
         assert_eq!(http(429, None).metric_label(), "http_429");
         assert_eq!(http(429, None).status(), Some(429));
         let others = [
-            (ItsmError::Connect { backend: "t", message: String::new() }, "connect"),
-            (ItsmError::Timeout { backend: "t", message: String::new() }, "timeout"),
-            (ItsmError::InvalidResponse { backend: "t", message: String::new() }, "invalid_response"),
-            (ItsmError::Auth { backend: "t", message: String::new() }, "auth"),
-            (ItsmError::NotFound { backend: "t", id: String::new() }, "not_found"),
-            (ItsmError::Config { backend: "t", message: String::new() }, "config"),
+            (
+                ItsmError::Connect {
+                    backend: "t",
+                    message: String::new(),
+                },
+                "connect",
+            ),
+            (
+                ItsmError::Timeout {
+                    backend: "t",
+                    message: String::new(),
+                },
+                "timeout",
+            ),
+            (
+                ItsmError::InvalidResponse {
+                    backend: "t",
+                    message: String::new(),
+                },
+                "invalid_response",
+            ),
+            (
+                ItsmError::Auth {
+                    backend: "t",
+                    message: String::new(),
+                },
+                "auth",
+            ),
+            (
+                ItsmError::NotFound {
+                    backend: "t",
+                    id: String::new(),
+                },
+                "not_found",
+            ),
+            (
+                ItsmError::Config {
+                    backend: "t",
+                    message: String::new(),
+                },
+                "config",
+            ),
         ];
         for (err, label) in others {
             assert_eq!(err.metric_label(), label);

@@ -30,5 +30,5 @@ pub use error::ItsmError;
 pub use model::{
     CiRef, NewWorkItem, Resolution, Severity, WorkItemRef, WorkItemState, WorkItemUpdate,
 };
-pub use retry::{RetryClass, parse_retry_after, MAX_RETRY_AFTER};
+pub use retry::{MAX_RETRY_AFTER, RetryClass, parse_retry_after};
 pub use secret::Secret;

@@ -86,7 +86,9 @@ impl MockConnector {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave the table half-written (every mutation is
         // a single insert or field store), so a poisoned lock is still safe to use.
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Makes the next call of `op` (or of any operation, with `None`) fail with `error`.
@@ -159,9 +161,16 @@ impl MockConnector {
     /// Records a call and returns the scripted failure for it, if one is due.
     fn begin(&self, op: MockOp, target: &str) -> Result<MutexGuard<'_, Inner>, ItsmError> {
         let mut inner = self.lock();
-        let pos = inner.script.iter().position(|(o, _)| o.is_none_or(|o| o == op));
+        let pos = inner
+            .script
+            .iter()
+            .position(|(o, _)| o.is_none_or(|o| o == op));
         let failure = pos.and_then(|p| inner.script.remove(p)).map(|(_, e)| e);
-        inner.calls.push(MockCall { op, target: target.to_owned(), failed: failure.is_some() });
+        inner.calls.push(MockCall {
+            op,
+            target: target.to_owned(),
+            failed: failure.is_some(),
+        });
         match failure {
             Some(e) => Err(e),
             None => Ok(inner),
@@ -170,7 +179,10 @@ impl MockConnector {
 }
 
 fn not_found(id: &str) -> ItsmError {
-    ItsmError::NotFound { backend: "mock", id: id.to_owned() }
+    ItsmError::NotFound {
+        backend: "mock",
+        id: id.to_owned(),
+    }
 }
 
 #[async_trait]
@@ -214,12 +226,19 @@ impl ItsmConnector for MockConnector {
 
     async fn state(&self, item: &WorkItemRef) -> Result<WorkItemState, ItsmError> {
         let inner = self.begin(MockOp::State, &item.id)?;
-        inner.tickets.get(&item.id).map(|t| t.state).ok_or_else(|| not_found(&item.id))
+        inner
+            .tickets
+            .get(&item.id)
+            .map(|t| t.state)
+            .ok_or_else(|| not_found(&item.id))
     }
 
     async fn update(&self, item: &WorkItemRef, update: &WorkItemUpdate) -> Result<(), ItsmError> {
         let mut inner = self.begin(MockOp::Update, &item.id)?;
-        let ticket = inner.tickets.get_mut(&item.id).ok_or_else(|| not_found(&item.id))?;
+        let ticket = inner
+            .tickets
+            .get_mut(&item.id)
+            .ok_or_else(|| not_found(&item.id))?;
         if let Some(note) = &update.work_note {
             ticket.notes.push(note.clone());
         }
@@ -229,7 +248,10 @@ impl ItsmConnector for MockConnector {
 
     async fn resolve(&self, item: &WorkItemRef, resolution: &Resolution) -> Result<(), ItsmError> {
         let mut inner = self.begin(MockOp::Resolve, &item.id)?;
-        let ticket = inner.tickets.get_mut(&item.id).ok_or_else(|| not_found(&item.id))?;
+        let ticket = inner
+            .tickets
+            .get_mut(&item.id)
+            .ok_or_else(|| not_found(&item.id))?;
         ticket.state = WorkItemState::Resolved;
         ticket.resolution = Some(resolution.clone());
         Ok(())
@@ -237,7 +259,10 @@ impl ItsmConnector for MockConnector {
 
     async fn reopen(&self, item: &WorkItemRef, note: &str) -> Result<(), ItsmError> {
         let mut inner = self.begin(MockOp::Reopen, &item.id)?;
-        let ticket = inner.tickets.get_mut(&item.id).ok_or_else(|| not_found(&item.id))?;
+        let ticket = inner
+            .tickets
+            .get_mut(&item.id)
+            .ok_or_else(|| not_found(&item.id))?;
         if ticket.state == WorkItemState::Closed {
             return Err(ItsmError::Http {
                 backend: "mock",
@@ -314,13 +339,20 @@ mod tests {
         m.fail_next(None, http(502));
         // The any-operation failure is behind the two resolve failures but hits the first call
         // that is not a resolve.
-        let err = m.create(&NewWorkItem::new("c", "t", Severity::Sev3)).await.unwrap_err();
+        let err = m
+            .create(&NewWorkItem::new("c", "t", Severity::Sev3))
+            .await
+            .unwrap_err();
         assert_eq!(err.status(), Some(502));
-        let r = m.create(&NewWorkItem::new("c", "t", Severity::Sev3)).await.unwrap();
+        let r = m
+            .create(&NewWorkItem::new("c", "t", Severity::Sev3))
+            .await
+            .unwrap();
         let statuses: Vec<Option<u16>> = [
             m.resolve(&r, &Resolution::new("x")).await,
             m.resolve(&r, &Resolution::new("x")).await,
-            m.resolve(&r, &Resolution::new("x").with_code("Duplicate")).await,
+            m.resolve(&r, &Resolution::new("x").with_code("Duplicate"))
+                .await,
         ]
         .iter()
         .map(|res| res.as_ref().err().and_then(ItsmError::status))
@@ -335,7 +367,10 @@ mod tests {
     #[tokio::test]
     async fn closed_tickets_cannot_be_reopened_or_found() {
         let m = MockConnector::new();
-        let r = m.create(&NewWorkItem::new("c", "t", Severity::Sev0)).await.unwrap();
+        let r = m
+            .create(&NewWorkItem::new("c", "t", Severity::Sev0))
+            .await
+            .unwrap();
         assert!(m.close_by_person(&r.id));
         assert!(!m.close_by_person("missing"));
         assert_eq!(m.state(&r).await.unwrap(), WorkItemState::Closed);
@@ -344,12 +379,15 @@ mod tests {
         assert_eq!(err.status(), Some(409));
         assert!(!err.retry_class().is_retryable());
         assert!(err.to_string().contains(r.display()));
-        m.update(&r, &WorkItemUpdate::default().with_field("u_x", 1)).await.unwrap();
+        m.update(&r, &WorkItemUpdate::default().with_field("u_x", 1))
+            .await
+            .unwrap();
         assert_eq!(m.ticket(&r.id).unwrap().fields["u_x"], 1);
         m.health().await.unwrap();
         assert_eq!(m.call_count(MockOp::Health), 1);
         assert!(matches!(
-            m.update(&WorkItemRef::new("nope"), &WorkItemUpdate::note("n")).await,
+            m.update(&WorkItemRef::new("nope"), &WorkItemUpdate::note("n"))
+                .await,
             Err(ItsmError::NotFound { .. })
         ));
     }

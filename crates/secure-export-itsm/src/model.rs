@@ -49,7 +49,11 @@ pub struct CiRef {
 impl CiRef {
     /// A CI reference with an id and a name and no class.
     pub fn new(id: impl Into<String>, name: impl Into<String>) -> Self {
-        Self { id: id.into(), name: name.into(), class: None }
+        Self {
+            id: id.into(),
+            name: name.into(),
+            class: None,
+        }
     }
 }
 
@@ -115,7 +119,11 @@ impl NewWorkItem {
 
     /// Sets an extra backend field.
     #[must_use]
-    pub fn with_field(mut self, name: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+    pub fn with_field(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<serde_json::Value>,
+    ) -> Self {
         self.fields.insert(name.into(), value.into());
         self
     }
@@ -140,12 +148,19 @@ pub struct WorkItemUpdate {
 impl WorkItemUpdate {
     /// An update that only adds a work note.
     pub fn note(note: impl Into<String>) -> Self {
-        Self { work_note: Some(note.into()), fields: BTreeMap::new() }
+        Self {
+            work_note: Some(note.into()),
+            fields: BTreeMap::new(),
+        }
     }
 
     /// Sets a field.
     #[must_use]
-    pub fn with_field(mut self, name: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+    pub fn with_field(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<serde_json::Value>,
+    ) -> Self {
         self.fields.insert(name.into(), value.into());
         self
     }
@@ -164,7 +179,10 @@ pub struct Resolution {
 impl Resolution {
     /// A resolution with the backend's default code and these notes.
     pub fn new(notes: impl Into<String>) -> Self {
-        Self { code: None, notes: notes.into() }
+        Self {
+            code: None,
+            notes: notes.into(),
+        }
     }
 
     /// Sets an explicit resolution code.
@@ -189,7 +207,11 @@ pub struct WorkItemRef {
 impl WorkItemRef {
     /// A reference with only the backend id.
     pub fn new(id: impl Into<String>) -> Self {
-        Self { id: id.into(), number: None, url: None }
+        Self {
+            id: id.into(),
+            number: None,
+            url: None,
+        }
     }
 
     /// The number if known, else the id (for notes and logs).
@@ -234,8 +256,17 @@ mod tests {
         assert_eq!(item.primary_ci().map(|c| c.name.as_str()), Some("vm1"));
         assert_eq!(item.correlation_display, "Azure Monitor: rule");
         assert_eq!(item.fields["u_a"], "b");
-        assert_eq!(NewWorkItem::new("c", "t", Severity::Sev0).primary_ci(), None);
-        let sevs = [Severity::Sev0, Severity::Sev1, Severity::Sev2, Severity::Sev3, Severity::Sev4];
+        assert_eq!(
+            NewWorkItem::new("c", "t", Severity::Sev0).primary_ci(),
+            None
+        );
+        let sevs = [
+            Severity::Sev0,
+            Severity::Sev1,
+            Severity::Sev2,
+            Severity::Sev3,
+            Severity::Sev4,
+        ];
         assert_eq!(sevs.map(Severity::as_u8), [0, 1, 2, 3, 4]);
         assert!(Severity::Sev0 < Severity::Sev4);
         let mut r = WorkItemRef::new("sys-1");

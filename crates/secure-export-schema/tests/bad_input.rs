@@ -264,3 +264,46 @@ fn errors_display_cleanly() {
         "invalid value at `data.essentials.monitorCondition`: invalid type: integer `7`, expected a monitor condition string such as \"Fired\""
     );
 }
+
+#[test]
+fn service_health_with_unreadable_impacted_services_keeps_the_alert() {
+    let body = serde_json::to_vec(&json!({
+        "schemaId": "azureMonitorCommonAlertSchema",
+        "data": {
+            "essentials": {"monitorCondition": "Fired", "monitoringService": "ServiceHealth"},
+            "alertContext": {"level": 3, "properties": {"impactedServices": "[{not json"}}
+        }
+    }))
+    .unwrap();
+    let alert = Alert::from_slice(&body).unwrap();
+    assert_eq!(alert.context_kind(), "unknown");
+    assert!(
+        alert.warnings()[0].contains("data.alertContext.properties.impactedServices"),
+        "{:?}",
+        alert.warnings()
+    );
+    // The context is kept verbatim for the caller.
+    let out = serde_json::to_value(&alert).unwrap();
+    assert_eq!(
+        out["data"]["alertContext"]["properties"]["impactedServices"],
+        "[{not json"
+    );
+}
+
+#[test]
+fn unrecognised_payloads_say_what_is_missing() {
+    let e = err(br#"{"schemaId":"Microsoft.Insights/somethingNew","data":{"status":"Activated"}}"#);
+    assert_eq!(
+        e,
+        SchemaError::MissingField {
+            path: "data.essentials".to_owned()
+        }
+    );
+    let e = err(br#"{"hello":"world"}"#);
+    assert_eq!(
+        e,
+        SchemaError::MissingField {
+            path: "data".to_owned()
+        }
+    );
+}

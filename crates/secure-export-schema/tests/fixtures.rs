@@ -450,3 +450,81 @@ fn from_value_matches_from_slice() {
         );
     }
 }
+
+#[test]
+fn event_time_follows_the_condition() {
+    let body = |condition: &str, resolved: Option<&str>| {
+        let mut essentials = serde_json::json!({
+            "monitorCondition": condition,
+            "monitoringService": "Platform",
+            "firedDateTime": "2024-01-01T00:00:00Z",
+        });
+        if let Some(r) = resolved {
+            essentials["resolvedDateTime"] = serde_json::json!(r);
+        }
+        serde_json::to_vec(&serde_json::json!({
+            "schemaId": "azureMonitorCommonAlertSchema",
+            "data": {"essentials": essentials, "alertContext": {"conditionType": "DynamicThresholdCriteria"}}
+        }))
+        .unwrap()
+    };
+    let fired = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+    let resolved = Utc.with_ymd_and_hms(2024, 1, 1, 0, 5, 0).unwrap();
+    let a = Alert::from_slice(&body("Fired", Some("2024-01-01T00:05:00Z"))).unwrap();
+    assert_eq!(a.event_time(), Some(fired));
+    let a = Alert::from_slice(&body("Resolved", Some("2024-01-01T00:05:00.0000000Z"))).unwrap();
+    assert_eq!(a.event_time(), Some(resolved));
+    // Azure documents resolvedDateTime as metric-only: fall back to the fired time.
+    let a = Alert::from_slice(&body("Resolved", None)).unwrap();
+    assert_eq!(a.event_time(), Some(fired));
+    let a = Alert::from_slice(&body("Acknowledged", None)).unwrap();
+    assert_eq!(
+        a.essentials.monitor_condition,
+        MonitorCondition::Unknown("Acknowledged".to_owned())
+    );
+}
+
+#[test]
+fn resource_dimensions_follow_azure_priority() {
+    let body = serde_json::to_vec(&serde_json::json!({
+        "schemaId": "azureMonitorCommonAlertSchema",
+        "data": {
+            "essentials": {"monitorCondition": "Fired", "monitoringService": "Log Alerts V2"},
+            "alertContext": {
+                "conditionType": "LogQueryCriteria",
+                "condition": {"allOf": [
+                    {"dimensions": [
+                        {"name": "Computer", "value": "vm1"},
+                        {"name": "Region", "value": "westeurope"},
+                        {"name": "Resource", "value": "vm1"},
+                        {"name": "_ResourceId", "value": "/subscriptions/s/resourcegroups/rg/providers/microsoft.compute/virtualmachines/vm1"}
+                    ]},
+                    {"dimensions": [
+                        {"name": "Computer", "value": "vm1"},
+                        {"name": "Computer", "value": ""},
+                        {"name": "ResourceId", "value": 42}
+                    ]}
+                ]}
+            }
+        }
+    }))
+    .unwrap();
+    let alert = Alert::from_slice(&body).unwrap();
+    let dims: Vec<(String, String)> = alert
+        .resource_dimensions()
+        .into_iter()
+        .map(|d| (d.name, d.value))
+        .collect();
+    assert_eq!(
+        dims,
+        vec![
+            (
+                "_ResourceId".to_owned(),
+                "/subscriptions/s/resourcegroups/rg/providers/microsoft.compute/virtualmachines/vm1".to_owned()
+            ),
+            ("ResourceId".to_owned(), "42".to_owned()),
+            ("Resource".to_owned(), "vm1".to_owned()),
+            ("Computer".to_owned(), "vm1".to_owned()),
+        ]
+    );
+}

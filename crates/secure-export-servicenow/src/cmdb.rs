@@ -9,7 +9,7 @@ use secure_export_itsm::ItsmError;
 use serde_json::Value;
 
 use crate::config::{ServiceNowConfig, is_identifier};
-use crate::fields::{field, result};
+use crate::fields::{field, rows};
 use crate::transport::Transport;
 
 const FIELDS: &str = "sys_id,name,sys_class_name,object_id";
@@ -64,10 +64,7 @@ impl ServiceNowCmdb {
                 None,
             )
             .await?;
-        Ok(result(&reply.body)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default())
+        Ok(rows(&reply.body)?.to_vec())
     }
 }
 

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::ServiceNowConfig;
 use crate::errors::BACKEND;
-use crate::fields::{EVENT_NAME_MAX, LONG_TEXT_MAX, field, result, truncate};
+use crate::fields::{EVENT_NAME_MAX, LONG_TEXT_MAX, field, result, rows, truncate};
 use crate::transport::{Reply, Transport};
 
 const TABLE: &str = "em_event";
@@ -141,7 +141,7 @@ pub(crate) async fn create(
     let reply = post(transport, &create_body(config, item)).await?;
     let record = result(&reply.body).cloned().unwrap_or(Value::Null);
     let from_location = || {
-        let id = reply.location()?.rsplit('/').next()?.to_owned();
+        let id = reply.location_id()?;
         reference(transport, &json!({ "sys_id": id }))
     };
     reference(transport, &record)
@@ -172,10 +172,7 @@ async fn newest(transport: &Transport, key: &str) -> Result<Option<Value>, ItsmE
             None,
         )
         .await?;
-    let rows = result(&reply.body)
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+    let rows = rows(&reply.body)?;
     let newest_time = rows.first().and_then(|r| field(r, "sys_created_on"));
     Ok(rows
         .iter()

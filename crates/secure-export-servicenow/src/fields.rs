@@ -1,6 +1,9 @@
 //! Field values: lengths, correlation keys, and reading string-valued records.
 
+use secure_export_itsm::ItsmError;
 use serde_json::Value;
+
+use crate::errors::BACKEND;
 
 /// `task.short_description` length.
 pub(crate) const SHORT_DESCRIPTION_MAX: usize = 160;
@@ -63,6 +66,18 @@ pub(crate) fn field(record: &Value, name: &str) -> Option<String> {
 /// `result` of a Table API answer.
 pub(crate) fn result(body: &Value) -> Option<&Value> {
     body.get("result")
+}
+
+/// The rows of a Table API list answer; an answer without a `result` array is an error (reading
+/// it as "no rows" could make the caller open a duplicate work item).
+pub(crate) fn rows(body: &Value) -> Result<&[Value], ItsmError> {
+    body.get("result")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .ok_or_else(|| ItsmError::InvalidResponse {
+            backend: BACKEND,
+            message: "list answer without a result array".to_owned(),
+        })
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@ use serde_json::{Map, Value, json};
 use crate::config::ServiceNowConfig;
 use crate::errors::BACKEND;
 use crate::fields::{
-    CORRELATION_MAX, LONG_TEXT_MAX, SHORT_DESCRIPTION_MAX, correlation_key, field, result, truncate,
+    CORRELATION_MAX, LONG_TEXT_MAX, SHORT_DESCRIPTION_MAX, correlation_key, field, result, rows,
+    truncate,
 };
 use crate::transport::{Reply, Transport};
 
@@ -103,7 +104,7 @@ pub(crate) async fn create(
     let record = result(&reply.body).cloned().unwrap_or(Value::Null);
     let created = reference(transport, &record).or_else(|| {
         // `sysparm_fields` may have hidden sys_id on an unusual instance: fall back to Location.
-        let id = reply.location()?.rsplit('/').next()?.to_owned();
+        let id = reply.location_id()?;
         reference(transport, &json!({ "sys_id": id }))
     });
     let Some(created) = created else {
@@ -175,9 +176,8 @@ pub(crate) async fn find_open(
             None,
         )
         .await?;
-    let rows = result(&reply.body).and_then(Value::as_array);
-    Ok(rows
-        .and_then(|rows| rows.first())
+    Ok(rows(&reply.body)?
+        .first()
         .and_then(|r| reference(transport, r)))
 }
 

@@ -2,13 +2,24 @@
 //! Table API, and CMDB lookups for binding Azure resources to configuration items.
 //!
 //! - [`ServiceNowConnector`] implements [`ItsmConnector`](secure_export_itsm::ItsmConnector):
-//!   it creates incidents with `correlation_id`/`correlation_display`, finds the open one by
-//!   `correlation_id=<id>^active=true`, adds work notes, resolves with state 6 plus
-//!   `close_code`/`close_notes`, and reopens. With [`WorkItemKind::Event`] it sends `em_event`
-//!   records keyed by `message_key` instead.
-//! - [`ServiceNowCmdb`] implements [`CmdbLookup`](secure_export_cmdb::CmdbLookup) on `cmdb_ci`.
+//!   it creates incidents with `correlation_id`/`correlation_display` (plus `cmdb_ci` for the
+//!   primary CI and `task_ci` rows for the others), finds the open one by
+//!   `correlation_id=<id>^active=true` (excluding resolved/closed states), adds work notes,
+//!   resolves with state 6 plus `close_code`/`close_notes`, and reopens (state 2). With
+//!   [`WorkItemKind::Event`] it sends `em_event` records keyed by `message_key` instead; see
+//!   [`WorkItemKind`].
+//! - [`ServiceNowCmdb`] implements [`CmdbLookup`](secure_export_cmdb::CmdbLookup) on `cmdb_ci`
+//!   (or configured classes): by `object_id` (ARM id, matched ignoring case) then by `name`.
+//! - Field lengths are respected (`short_description` 160, `correlation_id` 100, long texts
+//!   4000); an over-long correlation id is shortened deterministically so create and find agree.
+//! - Azure severity maps to impact/urgency (incidents) and event severity per [`SeverityMap`].
 //! - Authentication is basic or OAuth 2.0 (`/oauth_token.do`, password grant with refresh
 //!   token, or client credentials); tokens are renewed before they expire and once after a 401.
+//!
+//! Errors: the instance's `{"error":{"message","detail"}}` body becomes
+//! [`ItsmError::Http`](secure_export_itsm::ItsmError::Http) with status, message, detail and the
+//! parsed `Retry-After`; a 2xx answer that is not the expected JSON (the HTML page of a hibernating
+//! developer instance) is a retryable `InvalidResponse`; every request has a timeout.
 //!
 //! What it does not do: retry. Every error carries its
 //! [`retry_class`](secure_export_itsm::ItsmError::retry_class) and the caller (the outbox)

@@ -25,9 +25,15 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
-    /// The `Location` header, if any.
-    pub(crate) fn location(&self) -> Option<&str> {
-        self.headers.get(LOCATION).and_then(|v| v.to_str().ok())
+    /// The last path segment of the `Location` header (the new record's sys_id), if any.
+    pub(crate) fn location_id(&self) -> Option<String> {
+        let location = self.headers.get(LOCATION).and_then(|v| v.to_str().ok())?;
+        let path = location.split(['?', '#']).next().unwrap_or_default();
+        path.trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
     }
 }
 
@@ -156,14 +162,17 @@ impl Transport {
         body: Option<&Value>,
     ) -> Result<Reply, ItsmError> {
         let oauth = !matches!(self.inner.auth, Auth::Basic { .. });
-        let first = self
-            .send(method.clone(), url.clone(), query, body, false)
+        let (first, used) = self
+            .send(method.clone(), url.clone(), query, body, None)
             .await?;
-        let (status, headers, bytes) = if oauth && first.0 == StatusCode::UNAUTHORIZED {
-            tracing::debug!(target: "servicenow", "401 with a bearer token; renewing it once");
-            self.send(method, url, query, body, true).await?
-        } else {
-            first
+        let (status, headers, bytes) = match used {
+            Some(rejected) if oauth && first.0 == StatusCode::UNAUTHORIZED => {
+                tracing::debug!(target: "servicenow", "401 with a bearer token; renewing it once");
+                self.send(method, url, query, body, Some(&rejected))
+                    .await?
+                    .0
+            }
+            _ => first,
         };
         if !status.is_success() {
             return Err(http_error(status, &headers, &bytes, self.inner.clock.now()));
@@ -185,8 +194,8 @@ impl Transport {
         url: Url,
         query: &[(&str, &str)],
         body: Option<&Value>,
-        renew: bool,
-    ) -> Result<(StatusCode, HeaderMap, bytes::Bytes), ItsmError> {
+        rejected: Option<&Secret>,
+    ) -> Result<((StatusCode, HeaderMap, bytes::Bytes), Option<Secret>), ItsmError> {
         let mut request = self
             .inner
             .client
@@ -199,41 +208,46 @@ impl Transport {
         if let Some(body) = body {
             request = request.header(CONTENT_TYPE, "application/json").json(body);
         }
+        let mut used = None;
         request = match &self.inner.auth {
             Auth::Basic { username, password } => {
                 request.basic_auth(username, Some(password.expose_secret()))
             }
             _ => {
-                let token = self.bearer(renew).await?;
-                request.bearer_auth(token.expose_secret())
+                let token = self.bearer(rejected).await?;
+                let request = request.bearer_auth(token.expose_secret());
+                used = Some(token);
+                request
             }
         };
         let response = request.send().await.map_err(|e| transport_error(&e))?;
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.bytes().await.map_err(|e| transport_error(&e))?;
-        Ok((status, headers, bytes))
+        Ok(((status, headers, bytes), used))
     }
 
-    /// A valid access token, fetched or renewed when needed (single flight: the lock is held
-    /// while a token request is in progress).
-    async fn bearer(&self, force_renew: bool) -> Result<Secret, ItsmError> {
+    /// A valid access token, fetched or renewed when it is about to expire or when it is the one
+    /// the instance just `rejected` (single flight: the lock is held while a token request is in
+    /// progress, so concurrent 401s on the same token renew it once).
+    async fn bearer(&self, rejected: Option<&Secret>) -> Result<Secret, ItsmError> {
         let mut slot = self.inner.token.lock().await;
         let now = self.inner.clock.now();
         if let Some(token) = slot.as_ref()
-            && !force_renew
             && now < token.renew_at
+            && rejected.is_none_or(|r| *r != token.access)
         {
             return Ok(token.access.clone());
         }
-        let previous_refresh = slot.take().and_then(|t| t.refresh);
-        let token = match previous_refresh {
+        let refresh = slot.as_ref().and_then(|t| t.refresh.clone());
+        let token = match refresh {
             Some(refresh) => match self.token_request(Some(&refresh)).await {
                 Ok(token) => token,
-                Err(err) => {
+                Err(err @ ItsmError::Auth { .. }) => {
                     tracing::debug!(target: "servicenow", error = %err, "refresh grant failed; requesting a new token");
                     self.token_request(None).await?
                 }
+                Err(err) => return Err(err),
             },
             None => self.token_request(None).await?,
         };

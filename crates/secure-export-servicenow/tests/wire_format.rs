@@ -316,3 +316,58 @@ async fn oauth_client_credentials_form_is_exact_and_a_second_401_is_returned() {
     );
     assert!(!err.retry_class().is_retryable());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_401s_on_one_token_renew_it_once() {
+    let server = MockServer::start().await;
+    let auth = Auth::oauth_password("cid", "c-secret", "svc", "pw");
+    let sn = ServiceNowConnector::new(
+        ServiceNowConfig::new(server.uri(), auth),
+        reqwest::Client::new(),
+    )
+    .unwrap();
+    Mock::given(method("POST"))
+        .and(path("/oauth_token.do"))
+        .and(body_string(
+            "grant_type=password&client_id=cid&client_secret=c-secret&username=svc&password=pw",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"access_token": "old", "refresh_token": "r", "expires_in": 1799}),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/oauth_token.do"))
+        .and(body_string(
+            "grant_type=refresh_token&client_id=cid&client_secret=c-secret&refresh_token=r",
+        ))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"access_token": "new", "expires_in": 1799})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(header("authorization", "Bearer old"))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(header("authorization", "Bearer new"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"result": []})))
+        .expect(8)
+        .mount(&server)
+        .await;
+    // Eight concurrent requests all see a 401 on the first token.
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let sn = sn.clone();
+            tokio::spawn(async move { sn.find_open(&format!("c{i}")).await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap(), None);
+    }
+}

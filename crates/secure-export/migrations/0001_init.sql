@@ -30,7 +30,6 @@ CREATE TABLE jobs (
     last_error   TEXT
 );
 CREATE INDEX jobs_order ON jobs (connection, order_key, id);
-CREATE INDEX jobs_due ON jobs (connection, id, available_at);
 
 CREATE TABLE correlations (
     connection       TEXT    NOT NULL,

@@ -70,6 +70,7 @@ pub(crate) fn start(engine: Engine) -> Workers {
 
 async fn housekeeping(engine: Engine, mut stop: watch::Receiver<bool>) {
     let interval = engine.inner.options.housekeeping_interval;
+    let mut last_purge = tokio::time::Instant::now();
     let auto_close = engine
         .inner
         .connections
@@ -82,6 +83,13 @@ async fn housekeeping(engine: Engine, mut stop: watch::Receiver<bool>) {
         }
         if auto_close && let Err(e) = engine.auto_close_due().await {
             tracing::warn!(event = "outbox.auto_close_failed", error = %e);
+        }
+        if last_purge.elapsed() >= engine.inner.options.purge_interval {
+            last_purge = tokio::time::Instant::now();
+            match engine.purge_expired().await {
+                Ok(n) => tracing::debug!(event = "outbox.purged", rows = n),
+                Err(e) => tracing::warn!(event = "outbox.purge_failed", error = %e),
+            }
         }
         engine.refresh_depth().await;
         engine.refresh_dead_letter_gauge().await;
@@ -230,12 +238,22 @@ async fn run_job(engine: &Engine, conn: &Conn, job: Job) {
             tracing::warn!(event = "outbox.lease_lost", connection = name, job = id);
         }
         Err(Failure::Store(e)) => {
-            // Leave the job leased: it is retried when the lease expires.
             tracing::warn!(event = "outbox.store_failed", connection = name, job = job.id, error = %e);
             metrics.inc_counter(
                 "secure_export_jobs_total",
                 &[("connection", name), ("outcome", "store_error")],
             );
+            // Try again after a backoff without counting an attempt; if the store cannot even
+            // record that, the lease expires and the job is claimed again.
+            let opts = &engine.inner.options;
+            let delay = backoff(job.attempts, opts.base_delay, opts.max_delay).max(opts.base_delay);
+            let at = opts.clock.now()
+                + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+            let _ = engine
+                .inner
+                .store
+                .retry(&job, at, &e.to_string(), false)
+                .await;
         }
         Err(Failure::Invalid(reason)) => dead_letter(engine, conn, &job, &reason).await,
         Err(Failure::Itsm { operation, error }) => {
@@ -771,5 +789,4 @@ mod tests {
         assert!(spread.len() > 10, "jittered");
         assert_eq!(backoff(3, Duration::ZERO, max), Duration::ZERO);
     }
-
 }

@@ -74,7 +74,9 @@ fn script(k: usize) -> (Vec<Value>, &'static str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_stream_loses_nothing_and_duplicates_nothing() {
     let issuer = TestIssuer::start(TENANT).await.unwrap();
-    let sn = ServiceNowEmulator::start(ServiceNowOptions::default().seed_cmdb(false)).await.unwrap();
+    let sn = ServiceNowEmulator::start(ServiceNowOptions::default().seed_cmdb(false))
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("receiver.toml");
     let log = dir.path().join("receiver.log");
@@ -124,13 +126,17 @@ timeout = "5s"
 
     let mut running = start(config.clone(), log.clone(), password.clone()).await;
     let token = format!("Bearer {}", issuer.token(AUDIENCE));
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
 
     let scripts: Vec<(Vec<Value>, &str)> = (0..KEYS).map(script).collect();
     let total: usize = scripts.iter().map(|(e, _)| e.len()).sum();
     assert_eq!(total, 500);
     // Progress per key: index of the next event to send.
-    let progress: Arc<Vec<AtomicUsize>> = Arc::new((0..KEYS).map(|_| AtomicUsize::new(0)).collect());
+    let progress: Arc<Vec<AtomicUsize>> =
+        Arc::new((0..KEYS).map(|_| AtomicUsize::new(0)).collect());
     let answered = Arc::new(AtomicUsize::new(0));
 
     // Phase 1: stream with 16 concurrent keys; kill -9 after about 200 accepted alerts.
@@ -139,7 +145,8 @@ timeout = "5s"
         let gate = Arc::new(Semaphore::new(16));
         let mut tasks = Vec::new();
         for (k, (events, _)) in scripts.iter().enumerate() {
-            let (client, url, token, gate) = (client.clone(), url.clone(), token.clone(), gate.clone());
+            let (client, url, token, gate) =
+                (client.clone(), url.clone(), token.clone(), gate.clone());
             let (progress, answered, events) = (progress.clone(), answered.clone(), events.clone());
             tasks.push(tokio::spawn(async move {
                 let _permit = gate.acquire().await.unwrap();
@@ -173,15 +180,33 @@ timeout = "5s"
         }
         at
     };
-    assert!(killed_at >= 200 && killed_at < total, "killed after {killed_at} of {total}");
+    assert!(
+        killed_at >= 200 && killed_at < total,
+        "killed after {killed_at} of {total}"
+    );
 
     // Phase 2: restart on the same data directory and send what was not accepted, in order.
     let mut running = start(config, log.clone(), password).await;
     let url = format!("{}/api/alerts", running.url);
     for (k, (events, _)) in scripts.iter().enumerate() {
-        for (i, event) in events.iter().enumerate().skip(progress[k].load(Ordering::SeqCst)) {
-            let r = client.post(&url).header("authorization", &token).json(event).send().await.unwrap();
-            assert_eq!(r.status().as_u16(), 202, "key {k} event {i}: {}", r.text().await.unwrap());
+        for (i, event) in events
+            .iter()
+            .enumerate()
+            .skip(progress[k].load(Ordering::SeqCst))
+        {
+            let r = client
+                .post(&url)
+                .header("authorization", &token)
+                .json(event)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                r.status().as_u16(),
+                202,
+                "key {k} event {i}: {}",
+                r.text().await.unwrap()
+            );
             answered.fetch_add(1, Ordering::SeqCst);
         }
     }
@@ -203,10 +228,17 @@ timeout = "5s"
     .await;
     let log_text = std::fs::read_to_string(&log).unwrap_or_default();
     let by_rule = outcome.unwrap_or_else(|_| {
-        panic!("not all keys reached their final state: {:#?}\nreceiver log:\n{log_text}", incidents_by_rule(&sn))
+        panic!(
+            "not all keys reached their final state: {:#?}\nreceiver log:\n{log_text}",
+            incidents_by_rule(&sn)
+        )
     });
     for (rule, states) in &by_rule {
-        assert_eq!(states.len(), 1, "duplicate incidents for {rule}: {states:?}");
+        assert_eq!(
+            states.len(),
+            1,
+            "duplicate incidents for {rule}: {states:?}"
+        );
     }
     assert_eq!(by_rule.len(), KEYS);
     eprintln!(
@@ -219,7 +251,11 @@ timeout = "5s"
 }
 
 fn start_receiver(config: &Path, log: &Path, password: &str) -> Running {
-    let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
     let mut child = Command::new(receiver_binary())
         .arg("--config")
         .arg(config)
@@ -238,9 +274,14 @@ fn start_receiver(config: &Path, log: &Path, password: &str) -> Running {
             }
         }
     });
-    let url = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| {
-        panic!("receiver did not start:\n{}", std::fs::read_to_string(log).unwrap_or_default())
-    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| {
+            panic!(
+                "receiver did not start:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            )
+        });
     Running { child, url }
 }
 
@@ -249,7 +290,10 @@ fn incidents_by_rule(sn: &ServiceNowEmulator) -> BTreeMap<String, Vec<String>> {
     let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for inc in sn.records("incident") {
         let title = inc["short_description"].as_str().unwrap_or_default();
-        if let Some(rule) = title.split_whitespace().find(|w| w.starts_with("crash-rule-")) {
+        if let Some(rule) = title
+            .split_whitespace()
+            .find(|w| w.starts_with("crash-rule-"))
+        {
             let state = match &inc["state"] {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),

@@ -383,3 +383,49 @@ async fn graceful_shutdown_finishes_or_releases_in_flight_jobs() {
     assert_eq!(h.mock.tickets().len(), 5);
     workers.shutdown().await;
 }
+
+#[tokio::test]
+async fn retention_purges_old_rows_but_never_an_open_item() {
+    let clock = Arc::new(secure_export::engine::ManualClock::new());
+    let options = EngineOptions {
+        clock: clock.clone(),
+        ..fast_options()
+    };
+    let h = harness_with(|c| c, options).await;
+    let workers = h.engine.start_workers();
+    let open = AlertSpec::fired("keep", "2024-05-01T10:00:00Z");
+    let done = AlertSpec::fired("gone", "2024-05-01T10:00:00Z");
+    h.send(&open).await;
+    h.send(&done).await;
+    h.send(&AlertSpec::resolved(
+        "gone",
+        "2024-05-01T10:00:00Z",
+        "2024-05-01T10:05:00Z",
+    ))
+    .await;
+    h.drain().await;
+    assert_eq!(
+        h.engine.purge_expired().await.unwrap(),
+        0,
+        "nothing is old yet"
+    );
+    clock.advance(Duration::from_secs(31 * 24 * 3600));
+    assert!(h.engine.purge_expired().await.unwrap() > 0);
+    assert!(h.engine.history(&done.alert_id).await.unwrap().is_empty());
+    // The open item is still tracked: its Resolved resolves it.
+    h.send(&AlertSpec::resolved(
+        "keep",
+        "2024-05-01T10:00:00Z",
+        "2024-05-01T11:00:00Z",
+    ))
+    .await;
+    h.drain().await;
+    assert!(
+        h.mock
+            .tickets()
+            .iter()
+            .all(|t| t.state == WorkItemState::Resolved)
+    );
+    assert_eq!(h.mock.tickets().len(), 2);
+    workers.shutdown().await;
+}

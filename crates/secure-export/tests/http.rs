@@ -22,7 +22,10 @@ use serde_json::json;
 
 async fn mock_receiver() -> (Receiver, Arc<MockConnector>) {
     let mock = Arc::new(MockConnector::new());
-    let rx = Builder::new().connection("main", mock.clone()).start().await;
+    let rx = Builder::new()
+        .connection("main", mock.clone())
+        .start()
+        .await;
     (rx, mock)
 }
 
@@ -50,7 +53,11 @@ async fn every_bad_token_is_refused_and_nothing_is_stored() {
         let b64 = |v: serde_json::Value| {
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
         };
-        format!("Bearer {}.{}.", b64(json!({"alg": "none", "typ": "JWT"})), b64(issuer.claims(AUDIENCE)))
+        format!(
+            "Bearer {}.{}.",
+            b64(json!({"alg": "none", "typ": "JWT"})),
+            b64(issuer.claims(AUDIENCE))
+        )
     };
     let cases: Vec<(&str, Option<String>, u16)> = vec![
         ("no header", None, 401),
@@ -58,15 +65,33 @@ async fn every_bad_token_is_refused_and_nothing_is_stored() {
         ("garbage", Some("Bearer not.a.jwt".to_owned()), 401),
         ("alg none", Some(alg_none), 401),
         ("signed by another key", Some(forged), 401),
-        ("expired", Some(with(&|c| {
-            c["iat"] = json!(now - 7200);
-            c["nbf"] = json!(now - 7200);
-            c["exp"] = json!(now - 3600);
-        })), 401),
-        ("wrong audience", Some(with(&|c| c["aud"] = json!("api://someone-else"))), 401),
-        ("wrong caller app", Some(with(&|c| c["azp"] = json!("00000000-0000-0000-0000-000000000001"))), 403),
+        (
+            "expired",
+            Some(with(&|c| {
+                c["iat"] = json!(now - 7200);
+                c["nbf"] = json!(now - 7200);
+                c["exp"] = json!(now - 3600);
+            })),
+            401,
+        ),
+        (
+            "wrong audience",
+            Some(with(&|c| c["aud"] = json!("api://someone-else"))),
+            401,
+        ),
+        (
+            "wrong caller app",
+            Some(with(&|c| {
+                c["azp"] = json!("00000000-0000-0000-0000-000000000001")
+            })),
+            403,
+        ),
         ("missing role", Some(with(&|c| c["roles"] = json!([]))), 403),
-        ("user token", Some(with(&|c| c["scp"] = json!("user_impersonation"))), 403),
+        (
+            "user token",
+            Some(with(&|c| c["scp"] = json!("user_impersonation"))),
+            403,
+        ),
     ];
     for (name, auth, want) in cases {
         let a = rx.post("/api/alerts", auth.as_deref(), body.clone()).await;
@@ -80,12 +105,17 @@ async fn every_bad_token_is_refused_and_nothing_is_stored() {
             );
         }
         // Same answer on the named route.
-        let a = rx.post("/api/alerts/main", auth.as_deref(), body.clone()).await;
+        let a = rx
+            .post("/api/alerts/main", auth.as_deref(), body.clone())
+            .await;
         assert_eq!(a.status, want, "{name} (named route)");
     }
     assert_nothing_stored(&rx, &mock).await;
     let (_, metrics) = rx.get("/metrics").await;
-    assert!(metrics.contains("secure_export_token_failures_total"), "{metrics}");
+    assert!(
+        metrics.contains("secure_export_token_failures_total"),
+        "{metrics}"
+    );
     assert!(metrics.contains("code=\"missing_token\""), "{metrics}");
     assert!(metrics.contains("code=\"missing_role\""), "{metrics}");
 }
@@ -94,7 +124,9 @@ async fn every_bad_token_is_refused_and_nothing_is_stored() {
 async fn token_is_checked_before_the_body_is_read() {
     let (rx, mock) = mock_receiver().await;
     // A bad token with an oversized, non-JSON body: 401, not 413 or 400.
-    let a = rx.post("/api/alerts", None, vec![b'x'; 2 * 1024 * 1024]).await;
+    let a = rx
+        .post("/api/alerts", None, vec![b'x'; 2 * 1024 * 1024])
+        .await;
     assert_eq!(a.status, 401);
     assert_nothing_stored(&rx, &mock).await;
 }
@@ -102,7 +134,9 @@ async fn token_is_checked_before_the_body_is_read() {
 #[tokio::test]
 async fn tenant_not_served_is_refused() {
     let (rx, mock) = mock_receiver().await;
-    let stranger = TestIssuer::start("99999999-8888-4777-8666-555555555555").await.unwrap();
+    let stranger = TestIssuer::start("99999999-8888-4777-8666-555555555555")
+        .await
+        .unwrap();
     let auth = format!("Bearer {}", stranger.token(AUDIENCE));
     let body = serde_json::to_vec(&fired("stranger", "2025-04-15T18:17:12Z")).unwrap();
     let a = rx.post("/api/alerts", Some(&auth), body).await;
@@ -123,7 +157,11 @@ async fn subscription_not_allowed_is_403() {
     let a = rx.send(&fired("sub", "2025-04-15T18:17:12Z")).await;
     assert_eq!(a.status, 403, "{:?}", a.body);
     assert_eq!(a.body["error"], "forbidden");
-    assert!(a.body["message"].as_str().unwrap().contains(SUBSCRIPTION), "{:?}", a.body);
+    assert!(
+        a.body["message"].as_str().unwrap().contains(SUBSCRIPTION),
+        "{:?}",
+        a.body
+    );
     assert_nothing_stored(&rx, &mock).await;
 
     // The same receiver accepts its own subscription.
@@ -133,7 +171,10 @@ async fn subscription_not_allowed_is_403() {
         .allowed_subscriptions(&[&SUBSCRIPTION.to_uppercase()])
         .start()
         .await;
-    assert_eq!(rx.send(&fired("sub", "2025-04-15T18:17:12Z")).await.status, 202);
+    assert_eq!(
+        rx.send(&fired("sub", "2025-04-15T18:17:12Z")).await.status,
+        202
+    );
 }
 
 #[tokio::test]
@@ -143,7 +184,11 @@ async fn body_that_is_not_json_is_400_naming_the_problem() {
     let a = rx.post("/api/alerts", Some(&auth), "{\"schemaId\": ").await;
     assert_eq!(a.status, 400);
     assert_eq!(a.body["error"], "invalid_json");
-    assert!(a.body["message"].as_str().unwrap().contains("EOF"), "{:?}", a.body);
+    assert!(
+        a.body["message"].as_str().unwrap().contains("EOF"),
+        "{:?}",
+        a.body
+    );
     assert_nothing_stored(&rx, &mock).await;
 }
 
@@ -153,7 +198,13 @@ async fn body_over_the_limit_is_413() {
     let auth = format!("Bearer {}", rx.token());
     let mut alert = fired("big", "2025-04-15T18:17:12Z");
     alert["data"]["essentials"]["description"] = json!("x".repeat(1024 * 1024 + 1));
-    let a = rx.post("/api/alerts", Some(&auth), serde_json::to_vec(&alert).unwrap()).await;
+    let a = rx
+        .post(
+            "/api/alerts",
+            Some(&auth),
+            serde_json::to_vec(&alert).unwrap(),
+        )
+        .await;
     assert_eq!(a.status, 413, "{:?}", a.body);
     assert_eq!(a.body["error"], "payload_too_large");
     assert_nothing_stored(&rx, &mock).await;
@@ -163,7 +214,9 @@ async fn body_over_the_limit_is_413() {
 async fn unmodelable_authenticated_body_is_202_and_quarantined() {
     let (rx, _mock) = mock_receiver().await;
     let auth = format!("Bearer {}", rx.token());
-    let a = rx.post("/api/alerts", Some(&auth), r#"{"hello": ["world"]}"#).await;
+    let a = rx
+        .post("/api/alerts", Some(&auth), r#"{"hello": ["world"]}"#)
+        .await;
     assert_eq!(a.status, 202, "{:?}", a.body);
     assert_eq!(a.body["status"], "quarantined");
     let q = rx.engine.quarantined().await.unwrap();
@@ -176,7 +229,11 @@ async fn unmodelable_authenticated_body_is_202_and_quarantined() {
 async fn routes_by_path_segment_and_unknown_connection_is_404() {
     let mock = Arc::new(MockConnector::new());
     let other = Arc::new(MockConnector::new());
-    let rx = Builder::new().connection("a", mock.clone()).connection("b", other.clone()).start().await;
+    let rx = Builder::new()
+        .connection("a", mock.clone())
+        .connection("b", other.clone())
+        .start()
+        .await;
     let auth = format!("Bearer {}", rx.token());
     let body = serde_json::to_vec(&fired("route", "2025-04-15T18:17:12Z")).unwrap();
     let a = rx.post("/api/alerts/b", Some(&auth), body.clone()).await;
@@ -184,7 +241,10 @@ async fn routes_by_path_segment_and_unknown_connection_is_404() {
     assert_eq!(a.body["connection"], "b");
     let a = rx.post("/api/alerts/nope", Some(&auth), body).await;
     assert_eq!(a.status, 404);
-    eventually(Duration::from_secs(5), || async { (other.tickets().len() == 1).then_some(()) }).await;
+    eventually(Duration::from_secs(5), || async {
+        (other.tickets().len() == 1).then_some(())
+    })
+    .await;
     assert!(mock.tickets().is_empty());
 }
 
@@ -203,7 +263,10 @@ async fn same_payload_twenty_times_concurrently_makes_one_work_item() {
         }
     }
     assert_eq!(new, 1);
-    eventually(Duration::from_secs(5), || async { (mock.tickets().len() == 1).then_some(()) }).await;
+    eventually(Duration::from_secs(5), || async {
+        (mock.tickets().len() == 1).then_some(())
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(mock.tickets().len(), 1);
     assert_eq!(mock.call_count(MockOp::Create), 1);
@@ -212,9 +275,22 @@ async fn same_payload_twenty_times_concurrently_makes_one_work_item() {
 #[tokio::test]
 async fn backend_down_for_a_while_is_retried_and_delivered() {
     let (rx, mock) = mock_receiver().await;
-    mock.fail_times(None, 6, &ItsmError::Connect { backend: "mock", message: "connection refused".to_owned() });
-    assert_eq!(rx.send(&fired("down", "2025-04-15T18:17:12Z")).await.status, 202);
-    eventually(Duration::from_secs(10), || async { (mock.tickets().len() == 1).then_some(()) }).await;
+    mock.fail_times(
+        None,
+        6,
+        &ItsmError::Connect {
+            backend: "mock",
+            message: "connection refused".to_owned(),
+        },
+    );
+    assert_eq!(
+        rx.send(&fired("down", "2025-04-15T18:17:12Z")).await.status,
+        202
+    );
+    eventually(Duration::from_secs(10), || async {
+        (mock.tickets().len() == 1).then_some(())
+    })
+    .await;
     assert!(mock.calls().iter().filter(|c| c.failed).count() >= 6);
     assert!(rx.engine.dead_letters().await.unwrap().is_empty());
 }
@@ -237,9 +313,16 @@ async fn queue_over_high_water_mark_is_503_with_retry_after() {
     let mock = Arc::new(MockConnector::new());
     let mut options = common::fast_options();
     options.high_water_mark = 2;
-    let rx = Builder::new().connection("main", mock).options(options).without_workers().start().await;
+    let rx = Builder::new()
+        .connection("main", mock)
+        .options(options)
+        .without_workers()
+        .start()
+        .await;
     for i in 0..2 {
-        let a = rx.send(&fired(&format!("hw-{i}"), "2025-04-15T18:17:12Z")).await;
+        let a = rx
+            .send(&fired(&format!("hw-{i}"), "2025-04-15T18:17:12Z"))
+            .await;
         assert_eq!(a.status, 202, "{:?}", a.body);
     }
     let a = rx.send(&fired("hw-over", "2025-04-15T18:17:12Z")).await;
@@ -252,6 +335,7 @@ async fn queue_over_high_water_mark_is_503_with_retry_after() {
 struct FlakyStore {
     inner: SqliteStore,
     down: AtomicBool,
+    slow: AtomicBool,
 }
 
 impl FlakyStore {
@@ -272,6 +356,9 @@ impl Store for FlakyStore {
     }
     async fn accept_batch(&self, d: &[NewDelivery]) -> Result<Vec<AcceptOutcome>, StoreError> {
         self.check()?;
+        if self.slow.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
         self.inner.accept_batch(d).await
     }
     async fn quarantine(
@@ -320,7 +407,12 @@ impl Store for FlakyStore {
     async fn release(&self, job: &Job) -> Result<(), StoreError> {
         self.inner.release(job).await
     }
-    async fn dead_letter(&self, job: &Job, reason: &str, at: DateTime<Utc>) -> Result<i64, StoreError> {
+    async fn dead_letter(
+        &self,
+        job: &Job,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
         self.inner.dead_letter(job, reason, at).await
     }
     async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
@@ -332,7 +424,11 @@ impl Store for FlakyStore {
     async fn quarantined(&self) -> Result<Vec<Quarantined>, StoreError> {
         self.inner.quarantined().await
     }
-    async fn mark_quarantine_replayed(&self, id: i64, at: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn mark_quarantine_replayed(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         self.inner.mark_quarantine_replayed(id, at).await
     }
     async fn schedule_auto_close(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
@@ -355,9 +451,14 @@ async fn store_failure_is_503_with_retry_after_never_500() {
     let store = Arc::new(FlakyStore {
         inner: SqliteStore::open_in_memory().await.unwrap(),
         down: AtomicBool::new(false),
+        slow: AtomicBool::new(false),
     });
     let mock = Arc::new(MockConnector::new());
-    let rx = Builder::new().connection("main", mock.clone()).store(store.clone()).start().await;
+    let rx = Builder::new()
+        .connection("main", mock.clone())
+        .store(store.clone())
+        .start()
+        .await;
     store.down.store(true, Ordering::SeqCst);
     let alert = fired("store", "2025-04-15T18:17:12Z");
     let a = rx.send(&alert).await;
@@ -365,13 +466,46 @@ async fn store_failure_is_503_with_retry_after_never_500() {
     assert!(a.headers.get("retry-after").is_some());
     assert!(a.body["error"].is_string());
     let auth = format!("Bearer {}", rx.token());
-    let q = rx.post("/api/alerts", Some(&auth), r#"{"not": "an alert"}"#).await;
-    assert_eq!(q.status, 503, "quarantine must not be answered 202 when it was not stored");
+    let q = rx
+        .post("/api/alerts", Some(&auth), r#"{"not": "an alert"}"#)
+        .await;
+    assert_eq!(
+        q.status, 503,
+        "quarantine must not be answered 202 when it was not stored"
+    );
     let (status, _) = rx.get("/readyz").await;
     assert_eq!(status, 503);
 
     // Azure's retry after recovery is accepted and delivered.
     store.down.store(false, Ordering::SeqCst);
     assert_eq!(rx.send(&alert).await.status, 202);
-    eventually(Duration::from_secs(5), || async { (mock.tickets().len() == 1).then_some(()) }).await;
+    eventually(Duration::from_secs(5), || async {
+        (mock.tickets().len() == 1).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_stuck_store_is_answered_503_within_the_request_timeout() {
+    let store = Arc::new(FlakyStore {
+        inner: SqliteStore::open_in_memory().await.unwrap(),
+        down: AtomicBool::new(false),
+        slow: AtomicBool::new(true),
+    });
+    let rx = Builder::new()
+        .connection("main", Arc::new(MockConnector::new()))
+        .store(store)
+        .request_timeout(Duration::from_millis(300))
+        .start()
+        .await;
+    let started = std::time::Instant::now();
+    let a = rx.send(&fired("slow", "2025-04-15T18:17:12Z")).await;
+    let took = started.elapsed();
+    assert_eq!(a.status, 503, "{:?}", a.body);
+    assert_eq!(a.body["error"], "timeout");
+    assert!(a.headers.get("retry-after").is_some());
+    assert!(
+        took < Duration::from_millis(1500),
+        "answered after {took:?}"
+    );
 }

@@ -19,7 +19,9 @@ const STORAGE_CI: &str = "a0e1f1c7000000000000000000000004";
 const WAIT: Duration = Duration::from_secs(10);
 
 async fn setup() -> (Receiver, ServiceNowEmulator) {
-    let sn = ServiceNowEmulator::start(ServiceNowOptions::default()).await.unwrap();
+    let sn = ServiceNowEmulator::start(ServiceNowOptions::default())
+        .await
+        .unwrap();
     let config = ServiceNowConfig::new(sn.base_url(), Auth::basic(sn.username(), sn.password()))
         .with_timeout(Duration::from_secs(5));
     let connector = ServiceNowConnector::new(config, reqwest::Client::new()).unwrap();
@@ -37,7 +39,11 @@ async fn setup() -> (Receiver, ServiceNowEmulator) {
 fn field(record: &Value, name: &str) -> String {
     match &record[name] {
         Value::String(s) => s.clone(),
-        Value::Object(o) => o.get("value").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        Value::Object(o) => o
+            .get("value")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
         other => other.to_string(),
     }
 }
@@ -52,7 +58,10 @@ async fn the_incident(sn: &ServiceNowEmulator, want: impl Fn(&Value) -> bool) ->
 }
 
 async fn drained(rx: &Receiver) {
-    eventually(WAIT, || async { (rx.engine.queue_depth().await.unwrap() == 0).then_some(()) }).await;
+    eventually(WAIT, || async {
+        (rx.engine.queue_depth().await.unwrap() == 0).then_some(())
+    })
+    .await;
 }
 
 const T0: &str = "2025-04-15T18:00:00Z";
@@ -66,8 +75,13 @@ async fn fired_creates_an_incident_with_the_ci_bound() {
     assert_eq!(rx.send(&fired("a1", T0)).await.status, 202);
     let inc = the_incident(&sn, |_| true).await;
     assert_eq!(field(&inc, "cmdb_ci"), STORAGE_CI, "{inc:#}");
-    assert!(field(&inc, "correlation_id").contains("a1") || !field(&inc, "correlation_id").is_empty());
-    assert!(field(&inc, "short_description").contains("test-metricAlertRule"), "{inc:#}");
+    assert!(
+        field(&inc, "correlation_id").contains("a1") || !field(&inc, "correlation_id").is_empty()
+    );
+    assert!(
+        field(&inc, "short_description").contains("test-metricAlertRule"),
+        "{inc:#}"
+    );
 }
 
 #[tokio::test]
@@ -78,7 +92,10 @@ async fn fired_again_adds_a_work_note_and_no_new_incident() {
     let sys_id = field(&inc, "sys_id");
     let notes_before = sn.journal(&sys_id).len();
     assert_eq!(rx.send(&fired("a2", T1)).await.status, 202);
-    eventually(WAIT, || async { (sn.journal(&sys_id).len() > notes_before).then_some(()) }).await;
+    eventually(WAIT, || async {
+        (sn.journal(&sys_id).len() > notes_before).then_some(())
+    })
+    .await;
     drained(&rx).await;
     assert_eq!(sn.records("incident").len(), 1);
 }
@@ -118,7 +135,10 @@ async fn stale_fired_is_ignored() {
     drained(&rx).await;
     let inc = the_incident(&sn, |_| true).await;
     assert_eq!(field(&inc, "state"), "6");
-    let writes = sn.calls()[calls_before..].iter().filter(|c| c.method != "GET").count();
+    let writes = sn.calls()[calls_before..]
+        .iter()
+        .filter(|c| c.method != "GET")
+        .count();
     assert_eq!(writes, 0, "a stale event must not write to the ITSM");
     // A genuinely new Fired after the Resolved still reopens.
     assert_eq!(rx.send(&fired("a5", T3)).await.status, 202);

@@ -174,7 +174,10 @@ impl<'de> serde::Deserialize<'de> for ImpactedServices {
                 let services = Vec::<ImpactedService>::deserialize(
                     de::value::SeqAccessDeserializer::new(seq),
                 )?;
-                Ok(ImpactedServices { services, encoded: None })
+                Ok(ImpactedServices {
+                    services,
+                    encoded: None,
+                })
             }
 
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
@@ -187,7 +190,10 @@ impl<'de> serde::Deserialize<'de> for ImpactedServices {
                         ))
                     })?
                 };
-                Ok(ImpactedServices { services, encoded: Some(v.to_owned()) })
+                Ok(ImpactedServices {
+                    services,
+                    encoded: Some(v.to_owned()),
+                })
             }
         }
 

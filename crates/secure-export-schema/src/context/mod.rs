@@ -223,17 +223,21 @@ fn typed<T: DeserializeOwned>(source: &ContextSource<'_>) -> Result<Box<T>, Stri
         format!("{path} does not match the expected shape: {message}")
     };
     match source {
-        ContextSource::Raw(raw) => serde_json::from_str::<T>(raw.get()).map(Box::new).map_err(|_| {
-            // Cold path: decode again with path tracking to say where it failed.
-            let mut de = serde_json::Deserializer::from_str(raw.get());
-            match serde_path_to_error::deserialize::<_, T>(&mut de) {
-                Err(err) => describe(err),
-                Ok(_) => "data.alertContext does not match the expected shape".to_owned(),
-            }
-        }),
-        ContextSource::Value(v) => {
-            serde_path_to_error::deserialize::<_, T>(v).map(Box::new).map_err(describe)
+        ContextSource::Raw(raw) => {
+            serde_json::from_str::<T>(raw.get())
+                .map(Box::new)
+                .map_err(|_| {
+                    // Cold path: decode again with path tracking to say where it failed.
+                    let mut de = serde_json::Deserializer::from_str(raw.get());
+                    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+                        Err(err) => describe(err),
+                        Ok(_) => "data.alertContext does not match the expected shape".to_owned(),
+                    }
+                })
         }
+        ContextSource::Value(v) => serde_path_to_error::deserialize::<_, T>(v)
+            .map(Box::new)
+            .map_err(describe),
     }
 }
 

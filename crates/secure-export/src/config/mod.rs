@@ -567,6 +567,15 @@ impl ConnectionConfig {
             ));
         }
         non_empty_list(&self.tenant_ids, &key("tenant_ids"))?;
+        if let Some(i) = self.tenant_ids.iter().position(|t| !is_guid(t)) {
+            return Err(ConfigError::invalid(
+                format!("{at}.tenant_ids[{i}]"),
+                format!(
+                    "{:?} is not a tenant id: use the Directory (tenant) ID GUID, not a domain name",
+                    self.tenant_ids.get(i).map_or("", String::as_str)
+                ),
+            ));
+        }
         non_empty_list(&self.audiences, &key("audiences"))?;
         if let Some(ids) = &self.caller_app_ids {
             non_empty_list(ids, &key("caller_app_ids"))?;
@@ -764,6 +773,16 @@ fn non_empty_list(list: &[String], key: &str) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
+}
+
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (hex digits).
+fn is_guid(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, len)| g.len() == len && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn one_of(value: &str, allowed: &[&str], key: &str) -> Result<(), ConfigError> {

@@ -11,7 +11,7 @@ fn parse(text: &str) -> Result<Config, ConfigError> {
 const MINIMAL: &str = r#"
 [[connection]]
 name = "prod"
-tenant_ids = ["t1"]
+tenant_ids = ["72f988bf-86f1-41af-91ab-2d7cd011db47"]
 audiences = ["api://x"]
 backend = "mock"
 "#;
@@ -35,7 +35,7 @@ listen = "0.0.0.0:9000"
 data_dir = "/tmp/x"
 [[connection]]
 name = "prod"
-tenant_ids = ["t1"]
+tenant_ids = ["72f988bf-86f1-41af-91ab-2d7cd011db47"]
 audiences = ["api://x"]
 allowed_subscriptions = ["ABC"]
 backend = "servicenow"
@@ -80,7 +80,7 @@ fn missing_env_secret_names_the_key() {
     let text = r#"
 [[connection]]
 name = "p"
-tenant_ids = ["t"]
+tenant_ids = ["72f988bf-86f1-41af-91ab-2d7cd011db47"]
 audiences = ["a"]
 backend = "bmc"
 [connection.bmc]
@@ -100,7 +100,7 @@ fn bad_url_names_the_key() {
     let text = r#"
 [[connection]]
 name = "p"
-tenant_ids = ["t"]
+tenant_ids = ["72f988bf-86f1-41af-91ab-2d7cd011db47"]
 audiences = ["a"]
 backend = "servicenow"
 [connection.servicenow]
@@ -140,6 +140,14 @@ fn unknown_key_and_wrong_type_are_named() {
     assert_eq!(err.key(), Some("connection[0].backend"), "{err}");
     let err = parse(&format!("{MINIMAL}reopen_window = \"soon\"")).unwrap_err();
     assert_eq!(err.key(), Some("connection[0].reopen_window"), "{err}");
+}
+
+#[test]
+fn tenant_ids_must_be_guids() {
+    let err =
+        parse(&MINIMAL.replace("72f988bf-86f1-41af-91ab-2d7cd011db47", "contoso.com")).unwrap_err();
+    assert_eq!(err.key(), Some("connection[0].tenant_ids[0]"), "{err}");
+    assert!(err.to_string().contains("contoso.com"), "{err}");
 }
 
 #[test]
@@ -208,4 +216,42 @@ fn the_example_file_is_valid() {
     assert_eq!(c.connections.len(), 2);
     assert_eq!(c.connections[1].backend, BackendKind::Bmc);
     assert_eq!(c.engine.max_age, Some(Duration::from_secs(6 * 3600)));
+}
+
+#[test]
+fn the_example_file_builds_every_backend() {
+    let text = include_str!("../../../../examples/secure-export.example.toml");
+    let c = Config::from_toml_str_with_env(text, |_| Some("from-env".to_owned())).unwrap();
+    let runtime = c.build_runtime(&reqwest::Client::new()).unwrap();
+    let names: Vec<&str> = runtime
+        .connections
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(names, ["contoso-servicenow", "fabrikam-bmc"]);
+    assert_eq!(runtime.gates.len(), 2);
+    assert!(runtime.connections.iter().all(|c| c.binder.is_some()));
+    assert_eq!(runtime.engine_options.max_attempts, 12);
+    assert_eq!(runtime.engine_options.lease, Duration::from_secs(300));
+}
+
+#[test]
+fn invalid_template_names_its_key() {
+    let text = format!("{MINIMAL}title_template = \"{{{{ unclosed\"");
+    let c = parse(&text).unwrap();
+    let err = c.build_runtime(&reqwest::Client::new()).unwrap_err();
+    assert_eq!(err.key(), Some("connection[0].title_template"), "{err}");
+}
+
+#[test]
+fn mock_backend_with_static_map_builds() {
+    let text = format!(
+        "{MINIMAL}[connection.cmdb]\nstrategies = [\"static_map\", \"fallback\"]\nfallback_ci = \"x\"\n\
+         [[connection.cmdb.static_map]]\npattern = \"/subscriptions/*\"\nci = {{ id = \"ci-1\", name = \"All\" }}\n"
+    );
+    let runtime = parse(&text)
+        .unwrap()
+        .build_runtime(&reqwest::Client::new())
+        .unwrap();
+    assert!(runtime.connections[0].binder.is_some());
 }

@@ -108,6 +108,11 @@ pub struct EngineOptions {
     pub housekeeping_interval: Duration,
     /// How long shutdown waits for in-flight jobs before releasing them.
     pub shutdown_grace: Duration,
+    /// How long deliveries, audit entries and finished correlations are kept (`None` keeps
+    /// everything). Redeliveries are recognised as duplicates only within this period.
+    pub retention: Option<Duration>,
+    /// How often expired rows are purged.
+    pub purge_interval: Duration,
     /// Wall clock (tests inject a [`ManualClock`]).
     pub clock: Arc<dyn WallClock>,
 }
@@ -127,6 +132,8 @@ impl Default for EngineOptions {
             max_batch: 1024,
             housekeeping_interval: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
+            retention: Some(Duration::from_secs(30 * 24 * 3600)),
+            purge_interval: Duration::from_secs(3600),
             clock: Arc::new(SystemClock),
         }
     }
@@ -546,6 +553,20 @@ impl Engine {
             self.notify_all();
         }
         Ok(n)
+    }
+
+    /// Deletes rows older than the retention period (housekeeping runs this every
+    /// `purge_interval`); returns how many.
+    pub async fn purge_expired(&self) -> Result<u64, EngineError> {
+        let Some(retention) = self.inner.options.retention else {
+            return Ok(0);
+        };
+        let keep = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+        let now = self.inner.options.clock.now();
+        let before = now
+            .checked_sub_signed(keep)
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        Ok(self.inner.store.purge(before).await?)
     }
 
     fn count_delivery(&self, connection: &str, outcome: &str, reason: &str) {

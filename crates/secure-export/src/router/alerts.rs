@@ -267,7 +267,9 @@ async fn tenant_not_allowed(
         }
         // The probe could not judge (keys of that tenant unavailable): the token stays rejected
         // for its tenant; never 503, or Azure would retry a call we will never accept.
-        Err(e) if e.class() == ErrorClass::Unavailable => token_failure(state, original, Some(gate)),
+        Err(e) if e.class() == ErrorClass::Unavailable => {
+            token_failure(state, original, Some(gate))
+        }
         Err(e) => token_failure(state, &e, Some(gate)),
     }
 }

@@ -23,7 +23,13 @@ fn alert() -> Alert {
 fn serves_its_tenants_case_insensitively() {
     let g = gate();
     assert!(g.serves_tenant("11111111-2222-4333-8444-555555555555"));
-    assert!(g.serves_tenant("11111111-2222-4333-8444-555555555555".to_uppercase().as_str()));
+    assert!(
+        g.serves_tenant(
+            "11111111-2222-4333-8444-555555555555"
+                .to_uppercase()
+                .as_str()
+        )
+    );
     assert!(!g.serves_tenant("99999999-2222-4333-8444-555555555555"));
 }
 
@@ -34,7 +40,12 @@ fn no_allow_lists_accept_everything() {
 
 #[test]
 fn subscription_allow_list() {
-    assert_eq!(gate().with_allowed_subscriptions([SUB.to_uppercase()]).authorize(&alert()), Ok(()));
+    assert_eq!(
+        gate()
+            .with_allowed_subscriptions([SUB.to_uppercase()])
+            .authorize(&alert()),
+        Ok(())
+    );
     let err = gate()
         .with_allowed_subscriptions(["00000000-0000-0000-0000-000000000000"])
         .authorize(&alert())
@@ -47,14 +58,25 @@ fn alert_without_any_subscription_is_refused_when_a_list_is_set() {
     let mut v: serde_json::Value = serde_json::from_str(SAMPLE).unwrap();
     v["data"]["essentials"]["alertTargetIDs"] = serde_json::json!([]);
     let alert = Alert::from_value(v).unwrap();
-    let err = gate().with_allowed_subscriptions([SUB]).authorize(&alert).unwrap_err();
+    let err = gate()
+        .with_allowed_subscriptions([SUB])
+        .authorize(&alert)
+        .unwrap_err();
     assert!(err.contains("names no subscription"), "{err}");
 }
 
 #[test]
 fn rule_allow_list_matches_name_case_insensitively() {
-    assert_eq!(gate().with_allowed_rules(["TEST-METRICALERTRULE"]).authorize(&alert()), Ok(()));
-    let err = gate().with_allowed_rules(["other"]).authorize(&alert()).unwrap_err();
+    assert_eq!(
+        gate()
+            .with_allowed_rules(["TEST-METRICALERTRULE"])
+            .authorize(&alert()),
+        Ok(())
+    );
+    let err = gate()
+        .with_allowed_rules(["other"])
+        .authorize(&alert())
+        .unwrap_err();
     assert!(err.contains("test-metricAlertRule"), "{err}");
 }
 
@@ -62,7 +84,10 @@ fn rule_allow_list_matches_name_case_insensitively() {
 fn unauthorized_carries_the_bearer_challenge() {
     let r = response::unauthorized();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(r.headers()["www-authenticate"], "Bearer error=\"invalid_token\"");
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        "Bearer error=\"invalid_token\""
+    );
 }
 
 #[test]

@@ -41,6 +41,7 @@ pub(crate) async fn run_all(store: &dyn Store) {
     dead_letters_and_replay(store).await;
     quarantine_roundtrip(store).await;
     job_ids_are_never_reused(store).await;
+    purge_keeps_what_is_needed(store).await;
     auto_close_scheduling(store).await;
 }
 
@@ -384,4 +385,51 @@ pub(crate) async fn job_ids_are_never_reused(store: &dyn Store) {
     );
     let j2 = store.claim(c, 1, now, lease(now)).await.unwrap().remove(0);
     store.save(&j2, &[], &[], true).await.unwrap();
+}
+
+pub(crate) async fn purge_keeps_what_is_needed(store: &dyn Store) {
+    let c = "purge";
+    let old = Utc::now() - Duration::days(40);
+    let now = Utc::now();
+    // An old delivery whose job is done, and an old one whose job is still queued.
+    let done = delivery(c, "p-done", "k1", old);
+    let queued = delivery(c, "p-queued", "k2", old);
+    let out = store
+        .accept_batch(&[done.clone(), queued.clone()])
+        .await
+        .unwrap();
+    let AcceptOutcome::New {
+        delivery_id: queued_id,
+        ..
+    } = out[1]
+    else {
+        panic!("{out:?}")
+    };
+    let j = store.claim(c, 1, now, lease(now)).await.unwrap().remove(0);
+    let mut closed = CorrelationRecord::new(c, "closed", "k1", "alert-p-done", old);
+    closed.state = TrackedState::Resolved;
+    let mut open = CorrelationRecord::new(c, "open", "k1", "alert-p-done", old);
+    open.state = TrackedState::Open;
+    store.save(&j, &[closed, open], &[], true).await.unwrap();
+    let cutoff = now - Duration::days(30);
+    assert!(store.purge(cutoff).await.unwrap() >= 2);
+    assert_eq!(store.correlation(c, "closed").await.unwrap(), None);
+    assert!(store.correlation(c, "open").await.unwrap().is_some());
+    assert!(
+        store.delivery_body(queued_id).await.unwrap().is_some(),
+        "referenced by a job"
+    );
+    // The purged delivery would be accepted again; the queued one is still a duplicate.
+    let again = store.accept_batch(&[queued, done]).await.unwrap();
+    assert!(
+        matches!(again[0], AcceptOutcome::Duplicate { .. }),
+        "{again:?}"
+    );
+    assert!(matches!(again[1], AcceptOutcome::New { .. }), "{again:?}");
+    for j in store.claim(c, 10, now, lease(now)).await.unwrap() {
+        store.save(&j, &[], &[], true).await.unwrap();
+    }
+    for j in store.claim(c, 10, now, lease(now)).await.unwrap() {
+        store.save(&j, &[], &[], true).await.unwrap();
+    }
 }

@@ -236,7 +236,7 @@ pub struct NewAudit {
 /// A stored audit entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
-    /// Row id.
+    /// Row id (the delivery id for `accepted` entries, which come from the deliveries).
     pub id: i64,
     /// The entry.
     pub entry: NewAudit,
@@ -378,8 +378,15 @@ pub trait Store: Send + Sync + Debug {
     /// its `auto_close_at`, in one transaction; returns how many were enqueued.
     async fn schedule_auto_close(&self, now: DateTime<Utc>) -> Result<usize, StoreError>;
 
-    /// Audit entries of an alert id, oldest first.
+    /// What happened to an alert id, oldest first: one `accepted` entry per recorded delivery,
+    /// then the audit entries (`create`, `update`, `resolve`, `dead_letter`, `replay`, ...).
     async fn history(&self, alert_id: &str) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Deletes what is older than `before` and no longer needed: deliveries no job refers to
+    /// (after this a redelivery of such an old event would be accepted again), audit entries,
+    /// replayed dead letters and quarantined bodies, and correlations that are not open.
+    /// Returns how many rows were deleted.
+    async fn purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 
     /// Jobs in the outbox (leased or not).
     async fn queue_depth(&self) -> Result<u64, StoreError>;

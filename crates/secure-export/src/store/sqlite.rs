@@ -334,23 +334,6 @@ impl Store for SqliteStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(err)?;
-            insert_audit(
-                &mut tx,
-                &NewAudit {
-                    at: d.received_at,
-                    connection: d.connection.clone(),
-                    alert_id: d.alert_id.clone(),
-                    correlation_key: None,
-                    action: "accepted".to_owned(),
-                    work_item: None,
-                    detail: format!(
-                        "{} at {}, job {job_id}",
-                        d.condition,
-                        d.event_at.to_rfc3339()
-                    ),
-                },
-            )
-            .await?;
             out.push(AcceptOutcome::New {
                 delivery_id,
                 job_id,
@@ -740,9 +723,19 @@ impl Store for SqliteStore {
     }
 
     async fn history(&self, alert_id: &str) -> Result<Vec<AuditEntry>, StoreError> {
+        // Deliveries are the "accepted" entries (no separate audit row on the hot path).
         let rows = sqlx::query(
-            "SELECT id, at, connection, alert_id, correlation_key, action, work_item, detail \
-             FROM audit WHERE alert_id = ? ORDER BY id",
+            "SELECT id, at, connection, alert_id, correlation_key, action, work_item, detail, src \
+             FROM ( \
+               SELECT id, received_at AS at, connection, alert_id, NULL AS correlation_key, \
+                 'accepted' AS action, NULL AS work_item, \
+                 condition || ' event, delivery ' || id AS detail, 0 AS src \
+               FROM deliveries WHERE alert_id = ?1 \
+               UNION ALL \
+               SELECT id, at, connection, alert_id, correlation_key, action, work_item, detail, \
+                 1 AS src \
+               FROM audit WHERE alert_id = ?1) \
+             ORDER BY at, src, id",
         )
         .bind(alert_id)
         .fetch_all(&self.read)
@@ -764,6 +757,29 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let at = micros(before);
+        let mut tx = self.begin().await?;
+        let mut n = 0;
+        for sql in [
+            "DELETE FROM deliveries WHERE received_at < ?1 \
+             AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.delivery_id = deliveries.id)",
+            "DELETE FROM audit WHERE at < ?1",
+            "DELETE FROM dead_letters WHERE replayed_at IS NOT NULL AND replayed_at < ?1",
+            "DELETE FROM quarantine WHERE replayed_at IS NOT NULL AND replayed_at < ?1",
+            "DELETE FROM correlations WHERE state <> 'open' AND updated_at < ?1",
+        ] {
+            n += sqlx::query(sql)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(n)
     }
 
     async fn queue_depth(&self) -> Result<u64, StoreError> {

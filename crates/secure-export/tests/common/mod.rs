@@ -42,11 +42,18 @@ pub struct Builder {
     options: EngineOptions,
     store: Option<Arc<dyn Store>>,
     start_workers: bool,
+    request_timeout: Duration,
 }
 
 impl Builder {
     pub fn new() -> Self {
-        Self { connections: Vec::new(), options: fast_options(), store: None, start_workers: true }
+        Self {
+            connections: Vec::new(),
+            options: fast_options(),
+            store: None,
+            start_workers: true,
+            request_timeout: Duration::from_secs(3),
+        }
     }
 
     pub fn connection(mut self, name: &str, connector: Arc<dyn ItsmConnector>) -> Self {
@@ -77,6 +84,11 @@ impl Builder {
         self
     }
 
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
     pub fn without_workers(mut self) -> Self {
         self.start_workers = false;
         self
@@ -94,18 +106,24 @@ impl Builder {
         for (rt, subs) in self.connections {
             let verifier = issuer.verifier_builder([AUDIENCE]).build().unwrap();
             verifier.warm_up().await.unwrap();
-            let probe =
-                issuer.verifier_builder([AUDIENCE]).insecure_any_tenant().build().unwrap();
-            let mut gate = ConnectionGate::new(&rt.name, verifier, [TENANT]).with_tenant_probe(probe);
+            let probe = issuer
+                .verifier_builder([AUDIENCE])
+                .insecure_any_tenant()
+                .build()
+                .unwrap();
+            let mut gate =
+                ConnectionGate::new(&rt.name, verifier, [TENANT]).with_tenant_probe(probe);
             if let Some(subs) = subs {
                 gate = gate.with_allowed_subscriptions(subs);
             }
             gates.push(gate);
             runtimes.push(rt);
         }
-        let engine = Engine::new(store, runtimes, self.options, Metrics::new()).await.unwrap();
+        let engine = Engine::new(store, runtimes, self.options, Metrics::new())
+            .await
+            .unwrap();
         let workers = self.start_workers.then(|| engine.start_workers());
-        let state = AppState::new(engine.clone(), gates).with_request_timeout(Duration::from_secs(3));
+        let state = AppState::new(engine.clone(), gates).with_request_timeout(self.request_timeout);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
@@ -144,7 +162,12 @@ impl Receiver {
         self.issuer.token(AUDIENCE)
     }
 
-    pub async fn post(&self, path: &str, authorization: Option<&str>, body: impl Into<reqwest::Body>) -> Answer {
+    pub async fn post(
+        &self,
+        path: &str,
+        authorization: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> Answer {
         let mut req = self
             .client
             .post(format!("{}{path}", self.url))
@@ -158,17 +181,31 @@ impl Receiver {
         let headers = res.headers().clone();
         let text = res.text().await.unwrap();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Answer { status, headers, body }
+        Answer {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// Posts `alert` with a valid token to `/api/alerts`.
     pub async fn send(&self, alert: &Value) -> Answer {
         let auth = format!("Bearer {}", self.token());
-        self.post("/api/alerts", Some(&auth), serde_json::to_vec(alert).unwrap()).await
+        self.post(
+            "/api/alerts",
+            Some(&auth),
+            serde_json::to_vec(alert).unwrap(),
+        )
+        .await
     }
 
     pub async fn get(&self, path: &str) -> (u16, String) {
-        let res = self.client.get(format!("{}{path}", self.url)).send().await.unwrap();
+        let res = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap();
         (res.status().as_u16(), res.text().await.unwrap())
     }
 
@@ -191,14 +228,20 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(start.elapsed() < limit, "condition not met within {limit:?}");
+        assert!(
+            start.elapsed() < limit,
+            "condition not met within {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
 /// The metric-static Fired sample, with a chosen alert id suffix and fired time.
 pub fn fired(id: &str, fired_at: &str) -> Value {
-    let mut v: Value = serde_json::from_str(include_str!("../../../../examples/payloads/metric-fired.json")).unwrap();
+    let mut v: Value = serde_json::from_str(include_str!(
+        "../../../../examples/payloads/metric-fired.json"
+    ))
+    .unwrap();
     let e = &mut v["data"]["essentials"];
     e["alertId"] = Value::String(format!(
         "/subscriptions/aaaa0a0a-bb1b-cc2c-dd3d-eeeeee4e4e4e/providers/Microsoft.AlertsManagement/alerts/{id}"
