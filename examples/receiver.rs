@@ -3,11 +3,14 @@
 //!
 //! ```text
 //! cargo run --example receiver                         # demo mode (no configuration)
+//! cargo run --example receiver -- --demo-backend servicenow   # demo mode, ServiceNow emulator
 //! cargo run --example receiver -- --config FILE        # or SECURE_EXPORT_CONFIG=FILE
 //! ```
 //!
 //! Demo mode listens on loopback only, keeps its SQLite store under `./data`, delivers to the
-//! in-memory mock backend and trusts an in-process demo token issuer. It writes the demo URL and
+//! in-memory mock backend (or, with `--demo-backend servicenow`, to an in-process ServiceNow
+//! emulator with a seeded CMDB, whose incidents it shows how to list) and trusts an in-process
+//! demo token issuer. It writes the demo URL and
 //! a token to `./data/demo.json` (refreshed every 30 minutes) and prints the command that sends a
 //! sample alert. Logs go to stderr; set `RUST_LOG` (default `info`) and `LOG_FORMAT=json` for
 //! JSON lines. SIGINT/SIGTERM stop accepting, then finish or release in-flight jobs.
@@ -26,7 +29,10 @@ use secure_export::metrics::Metrics;
 use secure_export::router::{AppState, ConnectionGate, router};
 use secure_export::store::SqliteStore;
 use secure_export_aad::test_util::TestIssuer;
+use secure_export_cmdb::{BinderBuilder, Strategy};
+use secure_export_emulator::servicenow::{ServiceNowEmulator, ServiceNowOptions};
 use secure_export_itsm::mock::MockConnector;
+use secure_export_servicenow::{Auth, ServiceNowConfig, ServiceNowConnector};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -40,9 +46,13 @@ const DEMO_PORT: u16 = 8080;
 #[tokio::main]
 async fn main() -> ExitCode {
     init_tracing();
-    let result = match config_path_from_args(std::env::args().skip(1)) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match config_path_from_args(args.clone()) {
         Some(path) => run_configured(&path).await,
-        None => run_demo().await,
+        None => match demo_backend(&args) {
+            Ok(backend) => run_demo(backend).await,
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -95,7 +105,77 @@ async fn run_configured(path: &Path) -> Result<(), String> {
     serve(listener, engine, state, None).await
 }
 
-async fn run_demo() -> Result<(), String> {
+/// `--demo-backend mock|servicenow` (default `mock`).
+fn demo_backend(args: &[String]) -> Result<DemoBackend, String> {
+    let usage = || {
+        format!(
+            "unexpected arguments {args:?}; \
+             usage: receiver [--config FILE | --demo-backend mock|servicenow]"
+        )
+    };
+    let value = match args {
+        [] => return Ok(DemoBackend::Mock),
+        [flag, value] if flag == "--demo-backend" => value.as_str(),
+        [flag] => flag.strip_prefix("--demo-backend=").ok_or_else(usage)?,
+        _ => return Err(usage()),
+    };
+    match value {
+        "mock" => Ok(DemoBackend::Mock),
+        "servicenow" => Ok(DemoBackend::ServiceNow),
+        other => Err(format!(
+            "--demo-backend: expected mock or servicenow, got {other:?}"
+        )),
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum DemoBackend {
+    Mock,
+    ServiceNow,
+}
+
+/// The demo connection's backend; the emulator (if any) must stay alive while it is used.
+async fn demo_connection(
+    backend: DemoBackend,
+) -> Result<(ConnectionRuntime, Option<ServiceNowEmulator>), String> {
+    match backend {
+        DemoBackend::Mock => Ok((
+            ConnectionRuntime {
+                name: "demo".to_owned(),
+                connector: Arc::new(MockConnector::new()),
+                binder: None,
+                policy: Default::default(),
+                mapping: Default::default(),
+            },
+            None,
+        )),
+        DemoBackend::ServiceNow => {
+            let sn = ServiceNowEmulator::start(ServiceNowOptions::default())
+                .await
+                .map_err(|e| format!("cannot start the ServiceNow emulator: {e}"))?;
+            let config =
+                ServiceNowConfig::new(sn.base_url(), Auth::basic(sn.username(), sn.password()));
+            let connector = ServiceNowConnector::new(config, http_client()?)
+                .map_err(|e| format!("ServiceNow connector: {e}"))?;
+            let binder = BinderBuilder::new(Arc::new(connector.cmdb()))
+                .strategies(vec![Strategy::ResourceId, Strategy::Name])
+                .build()
+                .map_err(|e| format!("CMDB binder: {e}"))?;
+            Ok((
+                ConnectionRuntime {
+                    name: "demo".to_owned(),
+                    connector: Arc::new(connector),
+                    binder: Some(binder),
+                    policy: Default::default(),
+                    mapping: Default::default(),
+                },
+                Some(sn),
+            ))
+        }
+    }
+}
+
+async fn run_demo(backend: DemoBackend) -> Result<(), String> {
     let data_dir = PathBuf::from("./data");
     let issuer = TestIssuer::start(DEMO_TENANT)
         .await
@@ -109,13 +189,7 @@ async fn run_demo() -> Result<(), String> {
         .await
         .map_err(|e| format!("demo verifier: {e}"))?;
     let gate = ConnectionGate::new("demo", verifier, [DEMO_TENANT]);
-    let connection = ConnectionRuntime {
-        name: "demo".to_owned(),
-        connector: Arc::new(MockConnector::new()),
-        binder: None,
-        policy: Default::default(),
-        mapping: Default::default(),
-    };
+    let (connection, emulator) = demo_connection(backend).await?;
     let engine = open_engine(&data_dir, vec![connection], EngineOptions::default()).await?;
     let state = AppState::new(engine.clone(), vec![gate]);
 
@@ -145,10 +219,25 @@ async fn run_demo() -> Result<(), String> {
 
     println!();
     println!("secure-export receiver (demo mode): {url}");
-    println!(
-        "  store: {}, backend: in-memory mock, tokens: demo issuer",
-        data_dir.display()
-    );
+    match &emulator {
+        None => println!(
+            "  store: {}, backend: in-memory mock, tokens: demo issuer",
+            data_dir.display()
+        ),
+        Some(sn) => {
+            println!(
+                "  store: {}, backend: ServiceNow emulator at {}, tokens: demo issuer",
+                data_dir.display(),
+                sn.base_url()
+            );
+            println!(
+                "  list its incidents: curl -su '{}:{}' '{}/api/now/table/incident?sysparm_fields=number,state,short_description,cmdb_ci'",
+                sn.username(),
+                sn.password(),
+                sn.base_url()
+            );
+        }
+    }
     println!("  demo token and URL written to {}", demo_file.display());
     println!();
     println!("Send a sample alert with:");
@@ -163,6 +252,7 @@ async fn run_demo() -> Result<(), String> {
 
     let result = serve(listener, engine, state, Some(addr)).await;
     refresher.abort();
+    drop(emulator);
     result
 }
 

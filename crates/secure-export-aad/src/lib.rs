@@ -21,11 +21,10 @@
 //! verifier.warm_up().await.ok(); // load keys now; retried on first use if this fails
 //! match verifier.verify_header(authorization).await {
 //!     Ok(caller) => println!("alert from app {} in tenant {}", caller.app_id, caller.tenant_id),
-//!     Err(e) => {
-//!         let status = e.class().http_status(); // 401, 403 or 503
-//!         eprintln!("rejected ({}): {e}; answering {status}", e.code());
-//!         assert!(e.class() != ErrorClass::Unavailable || status == 503);
-//!     }
+//!     // 503 tells Azure Monitor to retry later: no signing keys could be loaded yet.
+//!     Err(e) if e.class() == ErrorClass::Unavailable => eprintln!("keys unavailable: {e}"),
+//!     // 401 or 403 with a generic body; the detail (never the token) goes to the log.
+//!     Err(e) => eprintln!("rejected ({}, {}): {e}", e.code(), e.class().http_status()),
 //! }
 //! # Ok(()) }
 //! ```

@@ -249,7 +249,7 @@ impl TokenVerifierBuilder {
         self
     }
 
-    /// How long to wait after a failed metadata fetch before trying again (default 30 s).
+    /// How long to wait after a failed metadata fetch before trying again (default 30 s, at least 1 s).
     #[must_use]
     pub fn failure_cooldown(mut self, cooldown: Duration) -> Self {
         self.timing.failure_cooldown = cooldown;
@@ -326,6 +326,11 @@ impl TokenVerifierBuilder {
         if self.timing.refresh_interval < Duration::from_secs(60) {
             return Err(BuildError::BadTiming(
                 "refresh interval must be at least 60 s",
+            ));
+        }
+        if self.timing.failure_cooldown < Duration::from_secs(1) {
+            return Err(BuildError::BadTiming(
+                "failure cooldown must be at least 1 s",
             ));
         }
         if self.timing.fetch_timeout.is_zero() {

@@ -650,20 +650,47 @@ async fn apply(
                     Mapping::default_title(facts)
                 )
             };
-            call(
+            let resolved = call(
                 engine,
                 conn,
                 "resolve",
                 itsm.resolve(&item, &Resolution::new(notes)),
             )
-            .await?;
-            rec.state = TrackedState::Resolved;
+            .await;
             rec.last_resolved_at = Some(event.at);
             rec.auto_close_at = None;
-            (
-                if auto { "auto_close" } else { "resolve" },
-                format!("resolved {}", item.display()),
-            )
+            match resolved {
+                Ok(()) => {
+                    rec.state = TrackedState::Resolved;
+                    (
+                        if auto { "auto_close" } else { "resolve" },
+                        format!("resolved {}", item.display()),
+                    )
+                }
+                // Refused for good: if a person already closed or resolved the item there is
+                // nothing left to do; otherwise the error stands (dead letter).
+                Err(Failure::Itsm { error, operation })
+                    if error.retry_class() == RetryClass::Permanent =>
+                {
+                    let state = match call(engine, conn, "state", itsm.state(&item)).await {
+                        Ok(s) => s,
+                        Err(Failure::Itsm {
+                            error: ItsmError::NotFound { .. },
+                            ..
+                        }) => WorkItemState::Closed,
+                        Err(e) => return Err(e),
+                    };
+                    if state.is_open() {
+                        return Err(Failure::Itsm { operation, error });
+                    }
+                    rec.state = TrackedState::Closed;
+                    (
+                        "already_closed",
+                        format!("{} was already closed by a person: {error}", item.display()),
+                    )
+                }
+                Err(e) => return Err(e),
+            }
         }
         Decision::Tombstone => {
             rec.state = TrackedState::Tombstone;

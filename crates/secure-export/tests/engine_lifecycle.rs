@@ -391,3 +391,36 @@ impl ClockExt for ManualClock {
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     }
 }
+
+#[tokio::test]
+async fn a_refused_resolve_of_an_item_a_person_closed_finishes_quietly() {
+    let h = harness().await;
+    let workers = h.engine.start_workers();
+    step(&h, &AlertSpec::fired("rc", "2024-05-01T10:00:00Z")).await;
+    let id = h.mock.tickets()[0].reference.id.clone();
+    assert!(h.mock.close_by_person(&id));
+    h.mock
+        .fail_next(Some(MockOp::Resolve), engine_support::http(403, None));
+    step(
+        &h,
+        &AlertSpec::resolved("rc", "2024-05-01T10:00:00Z", "2024-05-01T10:10:00Z"),
+    )
+    .await;
+    assert!(h.engine.dead_letters().await.unwrap().is_empty());
+    assert_eq!(h.mock.ticket(&id).unwrap().state, WorkItemState::Closed);
+    // While a refused resolve of an item still open dead-letters.
+    step(&h, &AlertSpec::fired("rc2", "2024-05-01T10:00:00Z")).await;
+    h.mock
+        .fail_next(Some(MockOp::Resolve), engine_support::http(403, None));
+    h.send(&AlertSpec::resolved(
+        "rc2",
+        "2024-05-01T10:00:00Z",
+        "2024-05-01T10:10:00Z",
+    ))
+    .await;
+    engine_support::wait_until("dead letter", || async {
+        h.engine.dead_letters().await.unwrap().len() == 1
+    })
+    .await;
+    workers.shutdown().await;
+}

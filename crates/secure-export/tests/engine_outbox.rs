@@ -151,3 +151,38 @@ async fn a_throttled_answer_pauses_the_whole_backend() {
     );
     workers.shutdown().await;
 }
+
+#[tokio::test]
+async fn configuration_errors_and_readiness() {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().await.unwrap());
+    let mock = MockConnector::new();
+    let twice = vec![
+        ConnectionRuntime::new("a", Arc::new(mock.clone())),
+        ConnectionRuntime::new("a", Arc::new(mock.clone())),
+    ];
+    let err = Engine::new(store.clone(), twice, fast_options(), Metrics::new())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("\"a\" is defined twice"), "{err}");
+    let empty = vec![ConnectionRuntime::new(" ", Arc::new(mock.clone()))];
+    assert!(
+        Engine::new(store.clone(), empty, fast_options(), Metrics::new())
+            .await
+            .is_err()
+    );
+    let conns = vec![
+        ConnectionRuntime::new("a", Arc::new(mock.clone())),
+        ConnectionRuntime::new("b", Arc::new(MockConnector::new())),
+    ];
+    let engine = Engine::new(store, conns, fast_options(), Metrics::new())
+        .await
+        .unwrap();
+    assert_eq!(engine.connection_names(), ["a", "b"]);
+    mock.fail_next(Some(MockOp::Health), http(401, None));
+    let ready = engine.readiness().await;
+    let names: Vec<_> = ready.iter().map(|(n, r)| (n.as_str(), r.is_ok())).collect();
+    assert_eq!(
+        names,
+        [("store", true), ("backend:a", false), ("backend:b", true)]
+    );
+}

@@ -429,3 +429,146 @@ async fn retention_purges_old_rows_but_never_an_open_item() {
     assert_eq!(h.mock.tickets().len(), 2);
     workers.shutdown().await;
 }
+
+/// A store that refuses any batch holding a "poison" delivery.
+#[derive(Debug)]
+struct Poisoned(SqliteStore);
+
+use chrono::{DateTime, Utc};
+use secure_export::store::{
+    AcceptOutcome, AuditEntry, CorrelationRecord, DeadLetter, Job, NewAudit, NewDelivery,
+    Quarantined, StoreError,
+};
+
+#[async_trait::async_trait]
+impl Store for Poisoned {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.0.ping().await
+    }
+    async fn accept_batch(&self, d: &[NewDelivery]) -> Result<Vec<AcceptOutcome>, StoreError> {
+        if d.iter().any(|d| d.alert_id.ends_with("poison")) {
+            return Err(StoreError::Unavailable("poisoned batch".to_owned()));
+        }
+        self.0.accept_batch(d).await
+    }
+    async fn quarantine(
+        &self,
+        c: &str,
+        b: &[u8],
+        r: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        self.0.quarantine(c, b, r, at).await
+    }
+    async fn claim(
+        &self,
+        c: &str,
+        l: usize,
+        n: DateTime<Utc>,
+        u: DateTime<Utc>,
+    ) -> Result<Vec<Job>, StoreError> {
+        self.0.claim(c, l, n, u).await
+    }
+    async fn delivery_body(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.delivery_body(id).await
+    }
+    async fn correlation(&self, c: &str, k: &str) -> Result<Option<CorrelationRecord>, StoreError> {
+        self.0.correlation(c, k).await
+    }
+    async fn save(
+        &self,
+        j: &Job,
+        c: &[CorrelationRecord],
+        a: &[NewAudit],
+        f: bool,
+    ) -> Result<(), StoreError> {
+        self.0.save(j, c, a, f).await
+    }
+    async fn retry(&self, j: &Job, at: DateTime<Utc>, e: &str, c: bool) -> Result<(), StoreError> {
+        self.0.retry(j, at, e, c).await
+    }
+    async fn release(&self, j: &Job) -> Result<(), StoreError> {
+        self.0.release(j).await
+    }
+    async fn dead_letter(&self, j: &Job, r: &str, at: DateTime<Utc>) -> Result<i64, StoreError> {
+        self.0.dead_letter(j, r, at).await
+    }
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
+        self.0.dead_letters().await
+    }
+    async fn replay_dead_letter(&self, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.0.replay_dead_letter(id, now).await
+    }
+    async fn quarantined(&self) -> Result<Vec<Quarantined>, StoreError> {
+        self.0.quarantined().await
+    }
+    async fn mark_quarantine_replayed(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.0.mark_quarantine_replayed(id, at).await
+    }
+    async fn schedule_auto_close(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        self.0.schedule_auto_close(now).await
+    }
+    async fn history(&self, a: &str) -> Result<Vec<AuditEntry>, StoreError> {
+        self.0.history(a).await
+    }
+    async fn purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.0.purge(before).await
+    }
+    async fn queue_depth(&self) -> Result<u64, StoreError> {
+        self.0.queue_depth().await
+    }
+    async fn dead_letter_count(&self) -> Result<u64, StoreError> {
+        self.0.dead_letter_count().await
+    }
+}
+
+#[tokio::test]
+async fn one_failing_delivery_does_not_fail_its_group_commit_batch() {
+    let store = Arc::new(Poisoned(SqliteStore::open_in_memory().await.unwrap()));
+    let engine = secure_export::engine::Engine::new(
+        store as Arc<dyn Store>,
+        vec![secure_export::engine::ConnectionRuntime::new(
+            "default",
+            Arc::new(secure_export_itsm::mock::MockConnector::new()),
+        )],
+        fast_options(),
+        secure_export::metrics::Metrics::new(),
+    )
+    .await
+    .unwrap();
+    let specs: Vec<_> = (0..30)
+        .map(|i| {
+            let id = if i == 7 {
+                "x-poison".to_owned()
+            } else {
+                format!("ok{i}")
+            };
+            AlertSpec::fired(&id, "2024-05-01T10:00:00Z").alert()
+        })
+        .collect();
+    let results = futures::future::join_all(
+        specs
+            .iter()
+            .map(|(alert, body)| engine.accept("default", alert, body)),
+    )
+    .await;
+    for (i, r) in results.iter().enumerate() {
+        if i == 7 {
+            assert!(matches!(r, Err(AcceptError::Unavailable(_))), "{r:?}");
+        } else {
+            assert!(matches!(r, Ok(Accepted::New { .. })), "{i}: {r:?}");
+        }
+    }
+    assert_eq!(engine.queue_depth().await.unwrap(), 29);
+    let batches = engine
+        .metrics()
+        .counter("secure_export_accept_batches_total", &[]);
+    assert!(
+        batches < 30,
+        "the accepts were committed in {batches} batches"
+    );
+}

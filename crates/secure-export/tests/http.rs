@@ -444,6 +444,9 @@ impl Store for FlakyStore {
     async fn dead_letter_count(&self) -> Result<u64, StoreError> {
         self.inner.dead_letter_count().await
     }
+    async fn purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.inner.purge(before).await
+    }
 }
 
 #[tokio::test]

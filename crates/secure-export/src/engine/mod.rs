@@ -666,11 +666,22 @@ async fn group_commit(
             ))),
             Err(e) => Err(e),
         };
-        deliveries.clear();
         match result {
             Ok(outcomes) => {
                 for (reply, outcome) in replies.drain(..).zip(outcomes) {
                     let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(e) if replies.len() > 1 => {
+                // One bad delivery must not fail the others: commit them one by one.
+                tracing::warn!(event = "accept.batch_failed", size = replies.len(), error = %e);
+                for (delivery, reply) in deliveries.iter().zip(replies.drain(..)) {
+                    let one = store.accept_batch(std::slice::from_ref(delivery)).await;
+                    let one = one.and_then(|mut o| {
+                        o.pop()
+                            .ok_or_else(|| StoreError::Corrupt("no outcome".to_owned()))
+                    });
+                    let _ = reply.send(one);
                 }
             }
             Err(e) => {
@@ -679,5 +690,6 @@ async fn group_commit(
                 }
             }
         }
+        deliveries.clear();
     }
 }

@@ -1,6 +1,14 @@
 //! The store conformance suite: generic `async fn`s over `&dyn Store`, so every implementation
-//! (SQLite now, PostgreSQL later) runs the same checks. Each check uses its own connection name
-//! so the suite can run on one database.
+//! (SQLite now, PostgreSQL later, or your own) runs the same checks. Each check uses its own
+//! connection name so the suite can run on one database. The checks panic on a violation (they
+//! are meant to be called from tests). Enabled by the `store-conformance` feature.
+//!
+//! ```no_run
+//! # async fn check(store: &dyn secure_export::store::Store) {
+//! secure_export::store::conformance::run_all(store).await;
+//! # }
+//! ```
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use chrono::{DateTime, Duration, Utc};
 use secure_export_itsm::WorkItemRef;
@@ -9,12 +17,7 @@ use super::{AcceptOutcome, CorrelationRecord, JobKind, NewAudit, NewDelivery, St
 use crate::lifecycle::TrackedState;
 
 /// A delivery for tests.
-pub(crate) fn delivery(
-    connection: &str,
-    idem: &str,
-    order_key: &str,
-    at: DateTime<Utc>,
-) -> NewDelivery {
+pub fn delivery(connection: &str, idem: &str, order_key: &str, at: DateTime<Utc>) -> NewDelivery {
     NewDelivery {
         connection: connection.to_owned(),
         idempotency_key: idem.to_owned(),
@@ -32,8 +35,8 @@ fn lease(now: DateTime<Utc>) -> DateTime<Utc> {
     now + Duration::seconds(60)
 }
 
-/// Runs every check.
-pub(crate) async fn run_all(store: &dyn Store) {
+/// Runs every check of the suite.
+pub async fn run_all(store: &dyn Store) {
     accept_is_idempotent(store).await;
     claim_orders_per_key(store).await;
     retry_and_lease_rules(store).await;
@@ -45,7 +48,7 @@ pub(crate) async fn run_all(store: &dyn Store) {
     auto_close_scheduling(store).await;
 }
 
-pub(crate) async fn accept_is_idempotent(store: &dyn Store) {
+pub async fn accept_is_idempotent(store: &dyn Store) {
     let now = Utc::now();
     store.ping().await.unwrap();
     let before = store.queue_depth().await.unwrap();
@@ -84,7 +87,7 @@ pub(crate) async fn accept_is_idempotent(store: &dyn Store) {
     );
 }
 
-pub(crate) async fn claim_orders_per_key(store: &dyn Store) {
+pub async fn claim_orders_per_key(store: &dyn Store) {
     let c = "order";
     let now = Utc::now();
     let ds: Vec<_> = ["1", "2", "3"]
@@ -150,7 +153,7 @@ pub(crate) async fn claim_orders_per_key(store: &dyn Store) {
     );
 }
 
-pub(crate) async fn retry_and_lease_rules(store: &dyn Store) {
+pub async fn retry_and_lease_rules(store: &dyn Store) {
     let c = "retry";
     let now = Utc::now();
     store
@@ -189,7 +192,7 @@ pub(crate) async fn retry_and_lease_rules(store: &dyn Store) {
     store.save(&j2, &[], &[], true).await.unwrap();
 }
 
-pub(crate) async fn correlations_and_audit(store: &dyn Store) {
+pub async fn correlations_and_audit(store: &dyn Store) {
     let c = "corr";
     let now = DateTime::<Utc>::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap();
     store
@@ -246,7 +249,7 @@ pub(crate) async fn correlations_and_audit(store: &dyn Store) {
     assert_eq!(h[1].entry, audit);
 }
 
-pub(crate) async fn dead_letters_and_replay(store: &dyn Store) {
+pub async fn dead_letters_and_replay(store: &dyn Store) {
     let c = "dead";
     let now = Utc::now();
     let before = store.dead_letter_count().await.unwrap();
@@ -296,7 +299,7 @@ pub(crate) async fn dead_letters_and_replay(store: &dyn Store) {
     assert_eq!(actions, vec!["accepted", "dead_letter", "replay"]);
 }
 
-pub(crate) async fn quarantine_roundtrip(store: &dyn Store) {
+pub async fn quarantine_roundtrip(store: &dyn Store) {
     let now = Utc::now();
     let id = store
         .quarantine("q", b"{\"not\":\"an alert\"}", "missing data", now)
@@ -326,7 +329,7 @@ pub(crate) async fn quarantine_roundtrip(store: &dyn Store) {
     );
 }
 
-pub(crate) async fn auto_close_scheduling(store: &dyn Store) {
+pub async fn auto_close_scheduling(store: &dyn Store) {
     let c = "auto";
     let now = Utc::now();
     store
@@ -362,7 +365,7 @@ pub(crate) async fn auto_close_scheduling(store: &dyn Store) {
     store.save(&job, &[], &[], true).await.unwrap();
 }
 
-pub(crate) async fn job_ids_are_never_reused(store: &dyn Store) {
+pub async fn job_ids_are_never_reused(store: &dyn Store) {
     let c = "ids";
     let now = Utc::now();
     store
@@ -387,7 +390,7 @@ pub(crate) async fn job_ids_are_never_reused(store: &dyn Store) {
     store.save(&j2, &[], &[], true).await.unwrap();
 }
 
-pub(crate) async fn purge_keeps_what_is_needed(store: &dyn Store) {
+pub async fn purge_keeps_what_is_needed(store: &dyn Store) {
     let c = "purge";
     let old = Utc::now() - Duration::days(40);
     let now = Utc::now();

@@ -3,7 +3,8 @@
 //!
 //! [`SqliteStore`] is the embedded implementation (one process, WAL). The trait is written so
 //! that a PostgreSQL implementation (`FOR UPDATE SKIP LOCKED` claims) can pass the same
-//! conformance suite (`store::conformance`, run by the unit tests against SQLite).
+//! conformance suite (`store::conformance`, feature `store-conformance`; the unit tests run it
+//! against SQLite).
 //!
 //! Semantics every implementation must keep:
 //! * [`Store::accept_batch`] records each delivery and its job in one transaction, and a
@@ -22,8 +23,8 @@ use secure_export_itsm::WorkItemRef;
 
 use crate::lifecycle::{Tracked, TrackedState};
 
-#[cfg(test)]
-pub(crate) mod conformance;
+#[cfg(any(test, feature = "store-conformance"))]
+pub mod conformance;
 mod sqlite;
 
 pub use sqlite::{DB_FILE, SqliteOptions, SqliteStore, Synchronous};

@@ -34,7 +34,7 @@ use crate::lifecycle::TrackedState;
 /// The database file name inside the data directory.
 pub const DB_FILE: &str = "secure-export.db";
 
-/// SQLite `synchronous` setting (see the [module docs](self)).
+/// SQLite `synchronous` setting (see [`SqliteStore`] for what each one survives).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Synchronous {
     /// fsync on every commit: survives power loss (default).
@@ -65,7 +65,18 @@ impl Default for SqliteOptions {
     }
 }
 
-/// The embedded SQLite store (see the [module docs](self)).
+/// The embedded SQLite store.
+///
+/// Durability: WAL mode with `synchronous = FULL` by default, so a commit is on disk (fsync of
+/// the WAL) before [`Store::accept_batch`] returns: an accepted alert survives `kill -9` and
+/// power loss. [`Synchronous::Normal`] still survives `kill -9` of the process (the WAL is
+/// written before commit returns; only its fsync waits for checkpoints) but may lose the last
+/// commits on power loss. Group commit makes FULL affordable (see
+/// `docs/adr/0003-outbox-and-group-commit.md`).
+///
+/// All writes go through one connection (SQLite has one writer anyway; this avoids busy
+/// retries), reads through a small pool. The store serves one process: opening it releases
+/// every job lease a previous (crashed) process left.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     write: SqlitePool,
