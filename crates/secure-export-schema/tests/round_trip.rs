@@ -154,3 +154,24 @@ fn duplicate_keys_in_a_context_are_normalised_once() {
     let third = Alert::from_slice(&serde_json::to_vec(&second).unwrap()).unwrap();
     assert_eq!(second, third);
 }
+
+#[test]
+fn floats_round_trip_exactly() {
+    for n in [
+        "4.4444444444444444e+113",
+        "7.727",
+        "1e-300",
+        "0.30000000000000004",
+        "123456789012345678",
+    ] {
+        let body = format!(
+            r#"{{"schemaId":"azureMonitorCommonAlertSchema","data":{{"essentials":{{"monitorCondition":"Fired","n":{n}}}}}}}"#
+        );
+        let first = Alert::from_slice(body.as_bytes()).unwrap();
+        let second = Alert::from_slice(&serde_json::to_vec(&first).unwrap()).unwrap();
+        assert_eq!(
+            first.essentials.extra["n"], second.essentials.extra["n"],
+            "{n}"
+        );
+    }
+}
