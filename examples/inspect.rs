@@ -92,7 +92,7 @@ pub(crate) fn run(
         match Alert::from_slice(&bytes) {
             Ok(alert) => writeln!(out, "{}", summary(file, &alert))?,
             Err(e) => {
-                writeln!(err, "{file}: {} (path: {e})", e.path())?;
+                writeln!(err, "{file}: {}: {e}", e.path())?;
                 all_ok = false;
             }
         }

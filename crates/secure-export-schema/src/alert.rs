@@ -85,7 +85,9 @@ const RESOURCE_DIMENSIONS: [&str; 4] = ["_ResourceId", "ResourceId", "Resource",
 ///
 /// Serializing an `Alert` writes the common alert schema with every member that came in,
 /// including members this crate does not model (legacy payloads are written in their
-/// common-schema form).
+/// common-schema form). Values are canonicalised on the way (`"ActivityLog"` is written
+/// `"Activity Log"`, timestamps in RFC 3339 UTC), and when a key appears twice the last
+/// occurrence wins, so after one round trip serialization is a fixpoint.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alert {
     /// `schemaId` (`azureMonitorCommonAlertSchema`).

@@ -218,6 +218,12 @@ fn ten_thousand_levels_of_nesting_is_an_error_not_a_stack_overflow() {
             r#"{{"schemaId":"azureMonitorCommonAlertSchema","data":{{"essentials":{{"monitorCondition":"Fired"}},"customProperties":{{"k":{deep}}}}}}}"#
         ),
         format!(r#"{{"top":{deep}}}"#),
+        format!(
+            r#"{{"schemaId":"azureMonitorCommonAlertSchema","data":{{"essentials":{{"monitorCondition":"Fired","monitoringService":"Platform"}},"alertContext":{{"condition":{deep_objects}}}}}}}"#
+        ),
+        format!(
+            r#"{{"schemaId":"azureMonitorCommonAlertSchema","data":{{"essentials":{{"monitorCondition":"Fired","monitoringService":"Prometheus"}},"alertContext":{{"labels":{{"x":{deep}}}}}}}}}"#
+        ),
     ];
     for body in bodies {
         let e = err(body.as_bytes());

@@ -628,17 +628,26 @@ impl Engine {
     }
 }
 
+/// Accept batches handed to the store at the same time: while one batch commits, the next one
+/// is already queued in the store (whose own writer may merge them into one transaction).
+const BATCHES_IN_FLIGHT: usize = 4;
+
 /// The group-commit writer: batches concurrent accepts into one transaction and answers each
-/// caller after the commit.
+/// caller after the commit. Up to [`BATCHES_IN_FLIGHT`] batches are handed to the store at once,
+/// so accepts arriving during a commit do not wait for it to finish before being queued.
 async fn group_commit(
     store: Arc<dyn Store>,
     mut rx: mpsc::Receiver<WriteRequest>,
     max_batch: usize,
     metrics: Metrics,
 ) {
-    let mut deliveries: Vec<NewDelivery> = Vec::with_capacity(max_batch);
-    let mut replies = Vec::with_capacity(max_batch);
+    let slots = Arc::new(tokio::sync::Semaphore::new(BATCHES_IN_FLIGHT));
     while let Some(first) = rx.recv().await {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut deliveries: Vec<NewDelivery> = Vec::with_capacity(max_batch.min(64));
+        let mut replies = Vec::with_capacity(max_batch.min(64));
         deliveries.push(first.delivery);
         replies.push(first.reply);
         while deliveries.len() < max_batch {
@@ -656,40 +665,52 @@ async fn group_commit(
             &[],
             deliveries.len() as u64,
         );
-        let result = store.accept_batch(&deliveries).await;
-        let result = match result {
-            Ok(outcomes) if outcomes.len() == replies.len() => Ok(outcomes),
-            Ok(outcomes) => Err(StoreError::Corrupt(format!(
-                "store answered {} outcomes for {} deliveries",
-                outcomes.len(),
-                replies.len()
-            ))),
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(outcomes) => {
-                for (reply, outcome) in replies.drain(..).zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
-                }
-            }
-            Err(e) if replies.len() > 1 => {
-                // One bad delivery must not fail the others: commit them one by one.
-                tracing::warn!(event = "accept.batch_failed", size = replies.len(), error = %e);
-                for (delivery, reply) in deliveries.iter().zip(replies.drain(..)) {
-                    let one = store.accept_batch(std::slice::from_ref(delivery)).await;
-                    let one = one.and_then(|mut o| {
-                        o.pop()
-                            .ok_or_else(|| StoreError::Corrupt("no outcome".to_owned()))
-                    });
-                    let _ = reply.send(one);
-                }
-            }
-            Err(e) => {
-                for reply in replies.drain(..) {
-                    let _ = reply.send(Err(e.clone()));
-                }
+        let store = store.clone();
+        tokio::spawn(async move {
+            commit_batch(store.as_ref(), &deliveries, replies).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Commits one batch of accepts and answers each caller.
+async fn commit_batch(
+    store: &dyn Store,
+    deliveries: &[NewDelivery],
+    replies: Vec<oneshot::Sender<Result<AcceptOutcome, StoreError>>>,
+) {
+    let result = store.accept_batch(deliveries).await;
+    let result = match result {
+        Ok(outcomes) if outcomes.len() == replies.len() => Ok(outcomes),
+        Ok(outcomes) => Err(StoreError::Corrupt(format!(
+            "store answered {} outcomes for {} deliveries",
+            outcomes.len(),
+            replies.len()
+        ))),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(outcomes) => {
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                let _ = reply.send(Ok(outcome));
             }
         }
-        deliveries.clear();
+        Err(e) if replies.len() > 1 => {
+            // One bad delivery must not fail the others: commit them one by one.
+            tracing::warn!(event = "accept.batch_failed", size = replies.len(), error = %e);
+            for (delivery, reply) in deliveries.iter().zip(replies) {
+                let one = store.accept_batch(std::slice::from_ref(delivery)).await;
+                let one = one.and_then(|mut o| {
+                    o.pop()
+                        .ok_or_else(|| StoreError::Corrupt("no outcome".to_owned()))
+                });
+                let _ = reply.send(one);
+            }
+        }
+        Err(e) => {
+            for reply in replies {
+                let _ = reply.send(Err(e.clone()));
+            }
+        }
     }
 }

@@ -1,10 +1,11 @@
 //! Durable state: deliveries, the job outbox, correlations, dead letters, quarantine and the
 //! audit trail, behind the [`Store`] trait.
 //!
-//! [`SqliteStore`] is the embedded implementation (one process, WAL). The trait is written so
-//! that a PostgreSQL implementation (`FOR UPDATE SKIP LOCKED` claims) can pass the same
-//! conformance suite (`store::conformance`, feature `store-conformance`; the unit tests run it
-//! against SQLite).
+//! [`SqliteStore`] is the embedded implementation (one process, WAL); [`PostgresStore`] serves
+//! many processes sharing one database (`FOR UPDATE SKIP LOCKED` claims, see
+//! `docs/adr/0006-postgres-store.md`). Both pass the same conformance suite
+//! (`store::conformance`, feature `store-conformance`; the unit tests run it against SQLite,
+//! `tests/store_postgres.rs` against PostgreSQL when `SECURE_EXPORT_TEST_PG_URL` is set).
 //!
 //! Semantics every implementation must keep:
 //! * [`Store::accept_batch`] records each delivery and its job in one transaction, and a
@@ -25,8 +26,10 @@ use crate::lifecycle::{Tracked, TrackedState};
 
 #[cfg(any(test, feature = "store-conformance"))]
 pub mod conformance;
+mod postgres;
 mod sqlite;
 
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{DB_FILE, SqliteOptions, SqliteStore, Synchronous};
 
 /// A store operation that failed.
