@@ -1,30 +1,7 @@
 //! The PostgreSQL [`Store`], for scale-out: many receiver processes behind a load balancer share
 //! one database, with no leader.
 //!
-//! How it stays correct across processes (the full argument is in
-//! `docs/adr/0006-postgres-store.md`):
-//! * **Claims** lease jobs with one `UPDATE ... FROM (SELECT ... FOR UPDATE SKIP LOCKED)`
-//!   statement: two processes never lease the same job, and neither waits for the other.
-//! * **Per-key order**: only the job with the lowest id of its `(connection, order_key)` (the
-//!   head) can be leased, and the head stays in the table until it is finished or
-//!   dead-lettered, so a key never has two jobs in flight. For "lowest id" to be a stable
-//!   head, every transaction that inserts jobs first takes a transaction-scoped advisory lock
-//!   on each of their order keys (in sorted order, so batches cannot deadlock): per key, ids
-//!   are then allocated and committed in the same order, and no job can appear later *before*
-//!   one already claimed.
-//! * **Leases**: a claim writes a random lease token and an expiry. Every write about a job
-//!   checks the token under a row lock (`SELECT ... FOR UPDATE`), so a worker whose lease
-//!   expired and was taken over gets [`StoreError::LeaseLost`] instead of overwriting the new
-//!   holder's work. A crashed process's jobs are claimable again once their lease expires
-//!   (unlike SQLite, opening the store does not release leases: other processes hold them).
-//!   Lease times come from the callers' clocks, so the processes' clocks must agree to well
-//!   within the lease (NTP).
-//! * **Idempotency**: a unique constraint on `(connection, idempotency_key)` and
-//!   `INSERT ... ON CONFLICT DO NOTHING`; a concurrent insert of the same key in another process
-//!   waits for that transaction and then reports a duplicate.
-//!
-//! TLS follows the URL's `sslmode` (`prefer` by default; `require`, `verify-ca`, `verify-full`,
-//! with `sslrootcert` for a private CA), through rustls with webpki root certificates.
+//! See [`PostgresStore`] for how it stays correct across processes.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -76,7 +53,32 @@ impl Default for PostgresOptions {
     }
 }
 
-/// The PostgreSQL store (see the [module docs](self) for how it is safe across processes).
+/// The PostgreSQL store, for many receiver processes sharing one database with no leader.
+///
+/// How it stays correct across processes (the full argument is in
+/// `docs/adr/0006-postgres-store.md`):
+/// * **Claims** lease jobs with one `UPDATE ... FROM (SELECT ... FOR UPDATE SKIP LOCKED)`
+///   statement: two processes never lease the same job, and neither waits for the other.
+/// * **Per-key order**: only the job with the lowest id of its `(connection, order_key)` (the
+///   head) can be leased, and the head stays in the table until it is finished or
+///   dead-lettered, so a key never has two jobs in flight. For "lowest id" to be a stable
+///   head, every transaction that inserts jobs first takes a transaction-scoped advisory lock
+///   on each of their order keys (in sorted order, so batches cannot deadlock): per key, ids
+///   are then allocated and committed in the same order, and no job can appear later *before*
+///   one already claimed.
+/// * **Leases**: a claim writes a random lease token and an expiry. Every write about a job
+///   checks the token under a row lock (`SELECT ... FOR UPDATE`), so a worker whose lease
+///   expired and was taken over gets [`StoreError::LeaseLost`] instead of overwriting the new
+///   holder's work. A crashed process's jobs are claimable again once their lease expires
+///   (unlike SQLite, opening the store does not release leases: other processes hold them).
+///   Lease times come from the callers' clocks, so the processes' clocks must agree to well
+///   within the lease (NTP).
+/// * **Idempotency**: a unique constraint on `(connection, idempotency_key)` and
+///   `INSERT ... ON CONFLICT DO NOTHING`; a concurrent insert of the same key in another process
+///   waits for that transaction and then reports a duplicate.
+///
+/// TLS follows the URL's `sslmode` (`prefer` by default; `require`, `verify-ca`, `verify-full`,
+/// with `sslrootcert` for a private CA), through rustls with webpki root certificates.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), secure_export::store::StoreError> {
@@ -340,16 +342,16 @@ async fn insert_deliveries(
     Ok(ids.into_iter().collect())
 }
 
-/// The delivery id of every `(connection, idempotency_key)` of a batch (after the insert, so
-/// each exists: ours, or one committed by another session before ours could conflict).
-async fn delivery_ids<'d>(
+/// The delivery id of each delivery of a batch, by position (read after the insert, so each
+/// exists: ours, or one another session committed before ours could conflict with it).
+async fn delivery_ids(
     tx: &mut Transaction<'_, Postgres>,
-    deliveries: &'d [NewDelivery],
-) -> Result<HashMap<(&'d str, &'d str), i64>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT d.id, d.connection, d.idempotency_key FROM deliveries d \
-         JOIN (SELECT DISTINCT c, k FROM unnest($1::text[], $2::text[]) AS t(c, k)) AS t \
-           ON d.connection = t.c AND d.idempotency_key = t.k",
+    deliveries: &[NewDelivery],
+) -> Result<Vec<Option<i64>>, StoreError> {
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT t.ord, d.id \
+         FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(c, k, ord) \
+         JOIN deliveries d ON d.connection = t.c AND d.idempotency_key = t.k",
     )
     .bind(
         deliveries
@@ -366,22 +368,14 @@ async fn delivery_ids<'d>(
     .fetch_all(&mut **tx)
     .await
     .map_err(err)?;
-    let mut found: HashMap<(String, String), i64> = HashMap::with_capacity(rows.len());
-    for row in &rows {
-        found.insert(
-            (
-                row.try_get("connection").map_err(err)?,
-                row.try_get("idempotency_key").map_err(err)?,
-            ),
-            row.try_get("id").map_err(err)?,
-        );
-    }
-    let mut ids = HashMap::with_capacity(found.len());
-    for d in deliveries {
-        let key = (d.connection.clone(), d.idempotency_key.clone());
-        if let Some(id) = found.get(&key) {
-            ids.insert((d.connection.as_str(), d.idempotency_key.as_str()), *id);
-        }
+    let mut ids = vec![None; deliveries.len()];
+    for (ord, id) in rows {
+        // `ord` counts from 1.
+        let slot = usize::try_from(ord - 1)
+            .ok()
+            .and_then(|i| ids.get_mut(i))
+            .ok_or_else(|| StoreError::Corrupt(format!("ordinality {ord} out of range")))?;
+        *slot = Some(id);
     }
     Ok(ids)
 }
@@ -531,23 +525,19 @@ impl Store for PostgresStore {
                 .map(|d| (d.connection.as_str(), d.order_key.as_str())),
         )
         .await?;
-        let new = insert_deliveries(&mut tx, deliveries).await?;
+        let mut fresh = insert_deliveries(&mut tx, deliveries).await?;
         let ids = delivery_ids(&mut tx, deliveries).await?;
         // The first occurrence of a key the insert created is new; any other occurrence (an
         // earlier delivery, or a repeat inside the batch) is a duplicate.
-        let mut fresh: HashSet<i64> = new;
         let mut out = Vec::with_capacity(deliveries.len());
         let mut jobs_for = Vec::new();
-        for (i, d) in deliveries.iter().enumerate() {
-            let delivery_id = ids
-                .get(&(d.connection.as_str(), d.idempotency_key.as_str()))
-                .copied()
-                .ok_or_else(|| {
-                    StoreError::Unavailable(format!(
-                        "delivery {:?} of connection {:?} vanished during accept",
-                        d.idempotency_key, d.connection
-                    ))
-                })?;
+        for (i, (d, id)) in deliveries.iter().zip(ids).enumerate() {
+            let delivery_id = id.ok_or_else(|| {
+                StoreError::Unavailable(format!(
+                    "delivery {:?} of connection {:?} vanished during accept",
+                    d.idempotency_key, d.connection
+                ))
+            })?;
             if fresh.remove(&delivery_id) {
                 jobs_for.push((i, delivery_id));
                 out.push(AcceptOutcome::New {

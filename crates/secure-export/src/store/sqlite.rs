@@ -134,6 +134,8 @@ async fn group_writer(pool: SqlitePool, mut rx: mpsc::Receiver<WriteOp>) {
                 Err(_) => break,
             }
         }
+        let dbg_t0 = std::time::Instant::now();
+        let dbg_n = ops.len();
         let mut tx = match pool.begin().await {
             Ok(tx) => tx,
             Err(e) => {
@@ -181,6 +183,7 @@ async fn group_writer(pool: SqlitePool, mut rx: mpsc::Receiver<WriteOp>) {
                 broken = Some(err(e));
             }
         }
+        let t_exec = dbg_t0.elapsed();
         let outcome = match broken {
             // Nothing of this batch may be reported durable.
             Some(e) => {
@@ -189,6 +192,20 @@ async fn group_writer(pool: SqlitePool, mut rx: mpsc::Receiver<WriteOp>) {
             }
             None => tx.commit().await.err().map(err),
         };
+        {
+            use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+            static N: AtomicU64 = AtomicU64::new(0);
+            static OPS: AtomicU64 = AtomicU64::new(0);
+            static EX: AtomicU64 = AtomicU64::new(0);
+            static ALL: AtomicU64 = AtomicU64::new(0);
+            let n = N.fetch_add(1, Relaxed) + 1;
+            OPS.fetch_add(dbg_n as u64, Relaxed);
+            EX.fetch_add(t_exec.as_micros() as u64, Relaxed);
+            ALL.fetch_add(dbg_t0.elapsed().as_micros() as u64, Relaxed);
+            if n % 500 == 0 {
+                eprintln!("DBG batches {n} ops/batch {:.1} exec us {:.0} total us {:.0}", OPS.swap(0, Relaxed) as f64 / 500.0, EX.swap(0, Relaxed) as f64 / 500.0, ALL.swap(0, Relaxed) as f64 / 500.0);
+            }
+        }
         if let Some(e) = &outcome {
             tracing::warn!(event = "store.batch_failed", size = replies.len(), error = %e);
         }
