@@ -90,12 +90,10 @@ async fn run_configured(path: &Path) -> Result<(), String> {
             );
         }
     }
-    let engine = open_engine(
-        &config.server.data_dir,
-        runtime.connections,
-        runtime.engine_options,
-    )
-    .await?;
+    let store = config.server.open_store().await.map_err(|e| e.to_string())?;
+    let engine = Engine::new(store, runtime.connections, runtime.engine_options, Metrics::new())
+        .await
+        .map_err(|e| format!("engine: {e}"))?;
     let state = AppState::new(engine.clone(), runtime.gates)
         .with_body_limit(config.server.body_limit)
         .with_request_timeout(config.server.request_timeout)

@@ -29,10 +29,13 @@ pub use build::Runtime;
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use secure_export_itsm::Secret;
 use serde::{Deserialize, Deserializer};
+
+use crate::store::{PostgresOptions, PostgresStore, SqliteStore, Store};
 
 /// Environment variable naming the configuration file when `--config` is not given.
 pub const CONFIG_ENV: &str = "SECURE_EXPORT_CONFIG";
@@ -124,6 +127,17 @@ pub struct ServerConfig {
         deserialize_with = "duration::deserialize"
     )]
     pub retry_after: Duration,
+    /// PostgreSQL URL (`server.database_url`). When it (or `database_url_env`) is set, the
+    /// store is PostgreSQL instead of SQLite in `data_dir`, so several receivers can share it.
+    /// It holds the password, so prefer `database_url_env`.
+    #[serde(default, deserialize_with = "de_secret")]
+    pub database_url: Option<Secret>,
+    /// Environment variable holding the PostgreSQL URL (`server.database_url_env`).
+    pub database_url_env: Option<String>,
+    /// PostgreSQL schema for the tables (`server.database_schema`), created if missing.
+    pub database_schema: Option<String>,
+    /// PostgreSQL pool size per process (`server.database_max_connections`), default 10.
+    pub database_max_connections: Option<u32>,
 }
 
 impl Default for ServerConfig {
@@ -134,7 +148,85 @@ impl Default for ServerConfig {
             body_limit: default_body_limit(),
             request_timeout: default_request_timeout(),
             retry_after: default_retry_after(),
+            database_url: None,
+            database_url_env: None,
+            database_schema: None,
+            database_max_connections: None,
         }
+    }
+}
+
+impl ServerConfig {
+    /// Opens the configured store: PostgreSQL when `database_url` is set, else SQLite in
+    /// `data_dir` (created if missing). Errors name the key that led to the failure.
+    pub async fn open_store(&self) -> Result<Arc<dyn Store>, ConfigError> {
+        if let Some(url) = &self.database_url {
+            let options = PostgresOptions {
+                schema: self.database_schema.clone(),
+                max_connections: self.database_max_connections.unwrap_or(10),
+                ..PostgresOptions::default()
+            };
+            let store = PostgresStore::connect(url.expose_secret(), options)
+                .await
+                .map_err(|e| {
+                    ConfigError::invalid(
+                        "server.database_url",
+                        format!("cannot open the PostgreSQL store: {e}"),
+                    )
+                })?;
+            return Ok(Arc::new(store));
+        }
+        let dir = &self.data_dir;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            ConfigError::invalid(
+                "server.data_dir",
+                format!("cannot create {}: {e}", dir.display()),
+            )
+        })?;
+        let store = SqliteStore::open(dir).await.map_err(|e| {
+            ConfigError::invalid(
+                "server.data_dir",
+                format!("cannot open the store in {}: {e}", dir.display()),
+            )
+        })?;
+        Ok(Arc::new(store))
+    }
+
+    fn validate_database(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if self.database_url.is_some() || self.database_url_env.is_some() {
+            resolve_secret(
+                &mut self.database_url,
+                self.database_url_env.as_deref(),
+                "server",
+                "database_url",
+                env,
+            )?;
+        }
+        match &self.database_url {
+            Some(url) => {
+                let url = url.expose_secret();
+                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                    return Err(ConfigError::invalid(
+                        "server.database_url",
+                        "must be a postgres:// or postgresql:// URL",
+                    ));
+                }
+            }
+            None if self.database_schema.is_some() => {
+                return Err(ConfigError::invalid(
+                    "server.database_schema",
+                    "requires database_url or database_url_env",
+                ));
+            }
+            None => {}
+        }
+        if self.database_max_connections == Some(0) {
+            return Err(ConfigError::invalid(
+                "server.database_max_connections",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -488,6 +580,7 @@ impl Config {
     }
 
     fn validate(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        self.server.validate_database(env)?;
         if self.server.body_limit == 0 {
             return Err(ConfigError::invalid(
                 "server.body_limit",

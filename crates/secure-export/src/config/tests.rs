@@ -255,3 +255,39 @@ fn mock_backend_with_static_map_builds() {
         .unwrap();
     assert!(runtime.connections[0].binder.is_some());
 }
+
+#[test]
+fn postgres_url_from_env_and_validation() {
+    let with = |server: &str| format!("[server]\n{server}\n{MINIMAL}");
+    let c = Config::from_toml_str_with_env(&with("database_url_env = \"PG\""), |k| {
+        (k == "PG").then(|| "postgres://u:pw@127.0.0.1/db".to_owned())
+    })
+    .unwrap();
+    let url = c.server.database_url.as_ref().unwrap();
+    assert_eq!(url.expose_secret(), "postgres://u:pw@127.0.0.1/db");
+    assert!(!format!("{c:?}").contains("pw@"), "the URL's password leaked into Debug");
+
+    let err = parse(&with("database_url = \"mysql://x\"")).unwrap_err();
+    assert_eq!(err.key(), Some("server.database_url"));
+    let err = parse(&with("database_url_env = \"UNSET\"")).unwrap_err();
+    assert_eq!(err.key(), Some("server.database_url_env"));
+    let err = parse(&with("database_schema = \"s\"")).unwrap_err();
+    assert_eq!(err.key(), Some("server.database_schema"));
+    let err = parse(&with(
+        "database_url = \"postgres://h/db\"\ndatabase_max_connections = 0",
+    ))
+    .unwrap_err();
+    assert_eq!(err.key(), Some("server.database_max_connections"));
+    assert!(parse(MINIMAL).unwrap().server.database_url.is_none());
+}
+
+#[tokio::test]
+async fn open_store_defaults_to_sqlite_in_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("nested").join("data");
+    let text = format!("[server]\ndata_dir = {:?}\n{MINIMAL}", data.display().to_string());
+    let c = parse(&text).unwrap();
+    let store = c.server.open_store().await.unwrap();
+    store.ping().await.unwrap();
+    assert!(data.join(crate::store::DB_FILE).exists());
+}

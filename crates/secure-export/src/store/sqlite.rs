@@ -97,21 +97,25 @@ type WriteFn =
     Box<dyn for<'c> FnOnce(Option<&'c mut SqliteConnection>) -> BoxFuture<'c, (Ran, Reply)> + Send>;
 
 /// How an operation of the group-commit writer ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 enum Ran {
     /// It succeeded.
     Ok,
     /// It refused without writing (a lost lease).
     Refused,
     /// SQLite reported an error.
-    Failed,
+    Failed(StoreError),
 }
 
 /// One queued write operation.
+///
+/// Every operation either refuses before it writes anything ([`StoreError::LeaseLost`]: the
+/// others of its batch go on) or runs to the end; an SQLite error fails the whole batch (rolled
+/// back, every caller gets the error), because an I/O error may already have rolled back the
+/// transaction. An operation that may fail half-way for a reason of its own (one bad delivery
+/// of an accept batch) asks for a savepoint instead: it is rolled back alone.
 struct WriteOp {
-    /// The operation runs more than one statement: it gets its own savepoint so a failure
-    /// half-way leaves nothing behind. (A single statement is atomic by itself in SQLite.)
-    multi: bool,
+    savepoint: bool,
     run: WriteFn,
 }
 
@@ -153,7 +157,7 @@ async fn group_writer(pool: SqlitePool, mut rx: mpsc::Receiver<WriteOp>) {
                 replies.push((op.run)(None).await.1);
                 continue;
             }
-            if op.multi
+            if op.savepoint
                 && let Err(e) = sqlx::query("SAVEPOINT op").execute(&mut *tx).await
             {
                 broken = Some(err(e));
@@ -161,16 +165,12 @@ async fn group_writer(pool: SqlitePool, mut rx: mpsc::Receiver<WriteOp>) {
                 continue;
             }
             let (ran, reply) = (op.run)(Some(&mut *tx)).await;
-            let end = if !op.multi {
-                // A failed statement is rolled back by SQLite, but an I/O error may have
-                // rolled back the whole transaction: then nothing of the batch is durable.
-                if ran == Ran::Failed {
-                    broken = Some(StoreError::Unavailable(
-                        "a statement of the write batch failed".to_owned(),
-                    ));
+            let end = if !op.savepoint {
+                if let Ran::Failed(e) = ran {
+                    broken = Some(e);
                 }
                 Ok(Default::default())
-            } else if ran == Ran::Ok {
+            } else if matches!(ran, Ran::Ok) {
                 sqlx::query("RELEASE op").execute(&mut *tx).await
             } else {
                 match sqlx::query("ROLLBACK TO op").execute(&mut *tx).await {
@@ -319,8 +319,8 @@ impl SqliteStore {
         }
     }
 
-    /// Runs `f` (one SQL statement) through the group-commit writer; returns its result once
-    /// the batch it ran in has committed.
+    /// Runs `f` through the group-commit writer (see [`WriteOp`] for the rules `f` follows);
+    /// returns its result once the batch it ran in has committed.
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -331,8 +331,8 @@ impl SqliteStore {
         self.write_op(false, f).await
     }
 
-    /// Like [`write`](Self::write) for an operation of several statements (run in a savepoint).
-    async fn write_multi<T, F>(&self, f: F) -> Result<T, StoreError>
+    /// Like [`write`](Self::write), in a savepoint of its own.
+    async fn write_savepoint<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>>
@@ -342,7 +342,7 @@ impl SqliteStore {
         self.write_op(true, f).await
     }
 
-    async fn write_op<T, F>(&self, multi: bool, f: F) -> Result<T, StoreError>
+    async fn write_op<T, F>(&self, savepoint: bool, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>>
@@ -359,7 +359,7 @@ impl SqliteStore {
                 let ran = match &result {
                     Ok(_) => Ran::Ok,
                     Err(StoreError::LeaseLost(_)) => Ran::Refused,
-                    Err(_) => Ran::Failed,
+                    Err(e) => Ran::Failed(e.clone()),
                 };
                 let reply: Reply = Box::new(move |failed| {
                     let _ = done.send(match failed {
@@ -372,7 +372,7 @@ impl SqliteStore {
         });
         let stopped = || StoreError::Unavailable("store writer stopped".to_owned());
         self.writer
-            .send(WriteOp { multi, run })
+            .send(WriteOp { savepoint, run })
             .await
             .map_err(|_| stopped())?;
         wait.await.map_err(|_| stopped())?
@@ -509,7 +509,7 @@ impl Store for SqliteStore {
         deliveries: &[NewDelivery],
     ) -> Result<Vec<AcceptOutcome>, StoreError> {
         let deliveries = deliveries.to_vec();
-        self.write_multi(move |tx| Box::pin(async move {
+        self.write_savepoint(move |tx| Box::pin(async move {
         let mut out = Vec::with_capacity(deliveries.len());
         for d in &deliveries {
             let inserted: Option<i64> = sqlx::query_scalar(
@@ -666,8 +666,21 @@ impl Store for SqliteStore {
         finish: bool,
     ) -> Result<(), StoreError> {
         let (job, correlations, audit) = (job.clone(), correlations.to_vec(), audit.to_vec());
-        self.write_multi(move |tx| Box::pin(async move {
-        check_lease(tx, &job).await?;
+        self.write(move |tx| Box::pin(async move {
+        // The lease check comes first and writes nothing when it fails (see `WriteOp`).
+        if finish {
+            let done = sqlx::query("DELETE FROM jobs WHERE id = ? AND lease_token = ?")
+                .bind(job.id)
+                .bind(&job.lease_token)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::LeaseLost(job.id));
+            }
+        } else {
+            check_lease(tx, &job).await?;
+        }
         for c in &correlations {
             let item = c.work_item.as_ref();
             sqlx::query(
@@ -706,13 +719,6 @@ impl Store for SqliteStore {
         }
         for a in &audit {
             insert_audit(tx, a).await?;
-        }
-        if finish {
-            sqlx::query("DELETE FROM jobs WHERE id = ?")
-                .bind(job.id)
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
         }
         Ok(())
         }))
@@ -774,7 +780,7 @@ impl Store for SqliteStore {
         at: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
         let (job, reason) = (job.clone(), reason.to_owned());
-        self.write_multi(move |tx| Box::pin(async move {
+        self.write(move |tx| Box::pin(async move {
         let reason = reason.as_str();
         check_lease(tx, &job).await?;
         let id: i64 = sqlx::query_scalar(
