@@ -146,7 +146,10 @@ async fn open(config_path: Option<PathBuf>, data_dir: Option<PathBuf>) -> Result
     let (dir, connections, options) = match config_path {
         Some(path) => {
             let config = Config::load(&path).map_err(|e| e.to_string())?;
-            let http = reqwest::Client::new();
+            let http = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| format!("HTTP client: {e}"))?;
             let runtime = config.build_runtime(&http).map_err(|e| e.to_string())?;
             (
                 data_dir.unwrap_or_else(|| config.server.data_dir.clone()),

@@ -90,10 +90,19 @@ async fn run_configured(path: &Path) -> Result<(), String> {
             );
         }
     }
-    let store = config.server.open_store().await.map_err(|e| e.to_string())?;
-    let engine = Engine::new(store, runtime.connections, runtime.engine_options, Metrics::new())
+    let store = config
+        .server
+        .open_store()
         .await
-        .map_err(|e| format!("engine: {e}"))?;
+        .map_err(|e| e.to_string())?;
+    let engine = Engine::new(
+        store,
+        runtime.connections,
+        runtime.engine_options,
+        Metrics::new(),
+    )
+    .await
+    .map_err(|e| format!("engine: {e}"))?;
     let state = AppState::new(engine.clone(), runtime.gates)
         .with_body_limit(config.server.body_limit)
         .with_request_timeout(config.server.request_timeout)
@@ -270,7 +279,9 @@ fn write_demo_file(path: &Path, url: &str, issuer: &TestIssuer) -> Result<(), St
 }
 
 fn http_client() -> Result<reqwest::Client, String> {
+    // No redirects: ITSM credentials must never follow one to another host.
     reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(30))
         .build()

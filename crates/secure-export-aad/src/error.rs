@@ -135,7 +135,8 @@ pub enum VerifyError {
     /// `roles` does not contain the required role.
     #[error("token lacks the required role {0}")]
     MissingRole(String),
-    /// No signing keys are available for this tenant and version (metadata never loaded).
+    /// No signing keys are available for this tenant and version (metadata never loaded), or
+    /// the `kid` is unknown and the refresh that could have found it failed.
     #[error("signing keys unavailable: {0}")]
     KeysUnavailable(String),
 }

@@ -4,7 +4,9 @@
 //! a proactive refresh runs when a request arrives after the refresh time (12 to 24 h, jittered);
 //! an unknown `kid` triggers at most one refresh per throttle window (5 min), shared by all
 //! concurrent callers; a failed fetch starts a cooldown; the last good keys are kept whenever a
-//! refresh fails.
+//! refresh fails. While the last fetch has failed, an unknown `kid` is `keys_unavailable` (503,
+//! retried by Azure Monitor) rather than `unknown_kid` (401), and a new fetch is tried after each
+//! cooldown.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -55,6 +57,10 @@ impl Fetcher {
             .send()
             .await
             .map_err(|e| format!("GET {url}: {}", without_url(&e)))?;
+        // A caller-supplied client may follow redirects: never use an answer from elsewhere.
+        if resp.url() != url {
+            return Err(format!("GET {url}: redirect refused"));
+        }
         let status = resp.status();
         if !status.is_success() {
             return Err(format!("GET {url}: HTTP {status}"));
@@ -222,7 +228,9 @@ impl KeySource {
             (
                 s.loaded.clone(),
                 s.next_refresh.is_some_and(|t| now >= t),
-                elapsed_since(now, s.last_kid_refresh, timing.kid_refresh_interval),
+                // After a failed fetch, the cooldown (checked separately) is the only throttle.
+                s.last_failed
+                    || elapsed_since(now, s.last_kid_refresh, timing.kid_refresh_interval),
                 self.in_cooldown(s, now, timing),
             )
         });
@@ -246,7 +254,8 @@ impl KeySource {
                     let _guard = self.refresh.lock().await;
                     // Re-check: a concurrent caller may have refreshed while we waited.
                     let still_allowed = self.read(|s| {
-                        elapsed_since(now, s.last_kid_refresh, timing.kid_refresh_interval)
+                        (s.last_failed
+                            || elapsed_since(now, s.last_kid_refresh, timing.kid_refresh_interval))
                             && !self.in_cooldown(s, now, timing)
                     });
                     if still_allowed {
@@ -255,7 +264,17 @@ impl KeySource {
                         let _ = self.refresh_now(fetcher, now).await;
                     }
                 }
-                self.lookup(kid)
+                match self.lookup(kid) {
+                    // The key set could not be confirmed (the last fetch failed): the kid may be
+                    // a freshly rolled key, so ask the caller to retry (503) instead of 401,
+                    // which Azure Monitor never retries.
+                    Err(VerifyError::UnknownKid(k)) if online && self.read(|s| s.last_failed) => {
+                        Err(VerifyError::KeysUnavailable(format!(
+                            "unknown signing key id {k} and the key refresh failed; retry later"
+                        )))
+                    }
+                    other => other,
+                }
             }
             None => {
                 if !online {

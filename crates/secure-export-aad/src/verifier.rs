@@ -217,7 +217,8 @@ impl TokenVerifierBuilder {
     }
 
     /// The HTTP client for discovery and JWKS. The default follows no redirects; a client you
-    /// pass should not either. A per-request timeout and a size cap apply in any case.
+    /// pass should not either (an answer that arrives through a redirect is refused anyway). A
+    /// per-request timeout and a size cap apply in any case.
     #[must_use]
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);

@@ -292,7 +292,11 @@ impl Binder {
         if self.inner.strategies.is_empty() {
             return (Vec::new(), Vec::new());
         }
-        let deadline = tokio::time::Instant::now() + self.inner.deadline;
+        // A huge configured deadline must not overflow the clock (that panics): cap it.
+        let now = tokio::time::Instant::now();
+        let deadline = now
+            .checked_add(self.inner.deadline)
+            .unwrap_or_else(|| now + Duration::from_secs(365 * 86_400));
         let resolved = futures::future::join_all(
             candidates
                 .targets
@@ -732,6 +736,19 @@ mod tests {
             (primary.id.as_str(), primary.source),
             ("sysA", CiSource::Name)
         );
+    }
+
+    /// Security review: `Instant + Duration::MAX` used to panic on every binding.
+    #[tokio::test]
+    async fn a_huge_deadline_does_not_panic() {
+        let cmdb = Arc::new(CountingCmdb::default());
+        let binder = binder(Arc::clone(&cmdb), Arc::new(ManualClock::new()))
+            .deadline(Duration::MAX)
+            .fallback(Some(ci("sysF", "azure-fallback", "cmdb_ci_service")))
+            .build()
+            .unwrap();
+        let binding = binder.bind_candidates(candidates(&[&vm(1)], &[])).await;
+        assert!(binding.primary.is_some());
     }
 
     #[tokio::test]

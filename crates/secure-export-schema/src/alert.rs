@@ -274,6 +274,40 @@ impl Alert {
             .collect()
     }
 
+    /// Every subscription the alert names, lowercase, for a subscription allow-list: the
+    /// subscription of each `alertTargetIDs` entry, of `alertRuleId`, and of `alertId` when it is
+    /// an ARM id (budget and cost alerts name their subscription only there).
+    ///
+    /// Fails closed: `Err` names the first target or rule id that is not an ARM id, since an
+    /// allow-list cannot vouch for what it cannot read. An empty set means the alert names no
+    /// subscription at all.
+    pub fn subscription_ids(&self) -> Result<std::collections::BTreeSet<String>, String> {
+        let mut out = std::collections::BTreeSet::new();
+        let required = self
+            .essentials
+            .alert_target_ids
+            .iter()
+            .flatten()
+            .map(|id| ("alertTargetIDs", id.as_str()))
+            .chain(
+                self.essentials
+                    .alert_rule_id
+                    .as_deref()
+                    .map(|id| ("alertRuleId", id)),
+            );
+        for (field, id) in required {
+            let parsed = ResourceId::parse(id).map_err(|e| {
+                let shown: String = id.chars().take(200).collect();
+                format!("{field} entry {shown:?} is not an ARM resource id ({e})")
+            })?;
+            out.insert(parsed.subscription_id().to_ascii_lowercase());
+        }
+        if let Some(Ok(id)) = self.essentials.alert_id.as_deref().map(ResourceId::parse) {
+            out.insert(id.subscription_id().to_ascii_lowercase());
+        }
+        Ok(out)
+    }
+
     /// The `configurationItems` (resource names); empty when absent.
     pub fn configuration_items(&self) -> &[String] {
         self.essentials

@@ -186,9 +186,12 @@ fn log_alert_v1(flat: &Value) -> Option<Value> {
     } else {
         "Log Analytics"
     };
+    // Old webhooks carry only `SubscriptionId`: name the subscription, as activity log
+    // alerts do, so a subscription allow-list can judge the alert.
     let target = str_of(flat, "ResourceId")
-        .map(|id| json!([id]))
-        .unwrap_or(Value::Null);
+        .map(str::to_owned)
+        .or_else(|| str_of(flat, "SubscriptionId").map(|s| format!("/subscriptions/{s}")))
+        .map_or(Value::Null, |id| json!([id]));
     let cis = flat
         .get("AffectedConfigurationItems")
         .cloned()
@@ -245,6 +248,8 @@ fn budget(data: &Value) -> Option<Value> {
     let essentials = json!({
         "monitorCondition": "Fired",
         "monitoringService": "CostAlerts",
+        // The budget's scope, so a subscription allow-list can judge the alert.
+        "alertTargetIDs": if scope.is_null() { Value::Null } else { json!([scope]) },
         "configurationItems": ["budgets"],
         "description": format!(
             "Budget {} reached its notification threshold",
@@ -269,7 +274,7 @@ fn budget(data: &Value) -> Option<Value> {
             "ResourceGroup": string_of(data, "ResourceGroup"),
         })),
     });
-    Some(envelope(essentials, context, None))
+    Some(envelope(strip_nulls(essentials), context, None))
 }
 
 fn classic_metric(whole: &Value) -> Option<Value> {

@@ -370,7 +370,10 @@ impl Transport {
                 message: "token response has an empty access_token".to_owned(),
             });
         }
-        let lifetime = Duration::from_secs(answer.expires_in.seconds().unwrap_or(1800));
+        // The server's word, bounded: an absurd `expires_in` must neither overflow the clock
+        // nor pin a token forever.
+        let lifetime = Duration::from_secs(answer.expires_in.seconds().unwrap_or(1800))
+            .min(MAX_TOKEN_LIFETIME);
         let margin = self.inner.margin.min(lifetime / 2);
         Ok(Token {
             access: Secret::new(answer.access_token),
@@ -380,10 +383,15 @@ impl Transport {
                 .filter(|r| !r.is_empty())
                 .map(Secret::new)
                 .or_else(|| refresh.cloned()),
-            renew_at: now + lifetime.saturating_sub(margin),
+            renew_at: now
+                .checked_add(lifetime.saturating_sub(margin))
+                .unwrap_or(now),
         })
     }
 }
+
+/// Longest access-token lifetime believed from `expires_in` (ServiceNow's default is 30 min).
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Deserialize)]
 struct TokenAnswer {

@@ -25,7 +25,9 @@
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = Config::load("secure-export.toml".as_ref())?;
-//! let runtime = config.build_runtime(&reqwest::Client::new())?;
+//! // No redirects: ITSM credentials must never follow one to another host.
+//! let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+//! let runtime = config.build_runtime(&http)?;
 //! let store = SqliteStore::open(&config.server.data_dir).await?;
 //! let engine =
 //!     Engine::new(Arc::new(store), runtime.connections, runtime.engine_options, Metrics::new())

@@ -14,10 +14,10 @@
 //!   releases those still running. Dropping [`Workers`] aborts everything at once (like a
 //!   crash; the leases make it safe).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -98,56 +98,65 @@ async fn housekeeping(engine: Engine, mut stop: watch::Receiver<bool>) {
 
 async fn dispatch(engine: Engine, conn: Arc<Conn>, mut stop: watch::Receiver<bool>) {
     let opts = engine.inner.options.clone();
-    let permits = Arc::new(Semaphore::new(opts.workers_per_backend));
+    let workers = opts.workers_per_backend;
+    let permits = Arc::new(Semaphore::new(workers));
     let mut inflight: JoinSet<()> = JoinSet::new();
     let mut running: HashMap<tokio::task::Id, Job> = HashMap::new();
+    // Claimed jobs waiting for a free worker: claims are batched (one store round trip leases
+    // up to `workers` jobs) and a finishing worker starts the next job without waiting for one.
+    let mut ready: VecDeque<Job> = VecDeque::new();
     loop {
         if *stop.borrow() {
             break;
         }
-        let paused = *conn
-            .paused_until
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let paused = paused.filter(|p| *p > tokio::time::Instant::now());
-        let free = permits.available_permits();
-        if paused.is_none() && free > 0 {
+        let paused = conn.limiter.paused_until();
+        if paused.is_none() {
+            while let Some(job) = ready.front() {
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    break;
+                };
+                let job = job.clone();
+                ready.pop_front();
+                let (e, c) = (engine.clone(), conn.clone());
+                let j = job.clone();
+                let handle = inflight.spawn(async move {
+                    run_job(&e, &c, j).await;
+                    drop(permit);
+                });
+                running.insert(handle.id(), job);
+            }
+        }
+        let mut claimed_full = false;
+        if paused.is_none() && ready.len() < workers {
+            let want = 2 * workers - ready.len() - inflight.len().min(workers);
             let now = opts.clock.now();
             let lease = chrono::Duration::from_std(opts.lease).unwrap_or(chrono::Duration::MAX);
             match engine
                 .inner
                 .store
-                .claim(&conn.rt.name, free, now, now + lease)
+                .claim(&conn.rt.name, want, now, now + lease)
                 .await
             {
                 Ok(jobs) => {
-                    let full = jobs.len() == free;
-                    for job in jobs {
-                        let Ok(permit) = permits.clone().try_acquire_owned() else {
-                            break;
-                        };
-                        let (e, c) = (engine.clone(), conn.clone());
-                        let j = job.clone();
-                        let handle = inflight.spawn(async move {
-                            run_job(&e, &c, j).await;
-                            drop(permit);
-                        });
-                        running.insert(handle.id(), job);
-                    }
-                    if full {
-                        // More may be due: loop once in-flight work frees a permit.
-                        tokio::select! {
-                            Some(done) = inflight.join_next_with_id() => forget(&mut running, done),
-                            _ = stop.changed() => {}
-                            else => {}
-                        }
-                        continue;
-                    }
+                    claimed_full = jobs.len() == want;
+                    ready.extend(jobs);
                 }
                 Err(e) => {
                     tracing::warn!(event = "outbox.claim_failed", connection = %conn.rt.name, error = %e)
                 }
             }
+        }
+        if !ready.is_empty() && permits.available_permits() > 0 && paused.is_none() {
+            continue;
+        }
+        if claimed_full {
+            // More may be due: go on as soon as a worker is free.
+            tokio::select! {
+                Some(done) = inflight.join_next_with_id() => forget(&mut running, done),
+                _ = stop.changed() => {}
+                else => {}
+            }
+            continue;
         }
         let wait = paused
             .map(|p| p.saturating_duration_since(tokio::time::Instant::now()))
@@ -174,7 +183,7 @@ async fn dispatch(engine: Engine, conn: Arc<Conn>, mut stop: watch::Receiver<boo
             }
         }
     }
-    for job in running.values() {
+    for job in running.values().chain(ready.iter()) {
         if let Err(e) = engine.inner.store.release(job).await {
             tracing::warn!(event = "outbox.release_failed", job = job.id, error = %e);
         }
@@ -267,14 +276,7 @@ async fn run_job(engine: &Engine, conn: &Conn, job: Job) {
                     return;
                 }
                 RetryClass::Throttled(wait) => {
-                    let until = tokio::time::Instant::now() + wait;
-                    let mut paused = conn
-                        .paused_until
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner);
-                    if paused.is_none_or(|p| p < until) {
-                        *paused = Some(until);
-                    }
+                    // `call` paused the backend already (shared limiter).
                     (wait.max(backoff(0, opts.base_delay, opts.max_delay)), false)
                 }
                 RetryClass::Retryable => {
@@ -326,8 +328,50 @@ async fn dead_letter(engine: &Engine, conn: &Conn, job: &Job, reason: &str) {
     }
 }
 
-/// Times and counts one ITSM call.
-async fn call<T>(
+/// Longest throttled wait a worker sits out holding its job; longer ones release the job to
+/// the store (retry at the end of the wait).
+const IN_PROCESS_WAIT: Duration = Duration::from_secs(30);
+/// Throttled answers one call sits out in-process before the job goes back to the store.
+const IN_PROCESS_TRIES: u32 = 8;
+
+/// Times and counts one ITSM call, through the backend's shared [`Limiter`]: it starts only
+/// outside a pause and in its pacing slot. A throttled answer pauses the whole backend and,
+/// when the wait is short, is retried here after the pause (a refused call changed nothing).
+///
+/// [`Limiter`]: crate::engine::limiter::Limiter
+async fn call<T, F, Fut>(
+    engine: &Engine,
+    conn: &Conn,
+    operation: &'static str,
+    make: F,
+) -> Result<T, Failure>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, ItsmError>>,
+{
+    let mut tries = 0;
+    loop {
+        conn.limiter.acquire().await;
+        tries += 1;
+        let result = call_once(engine, conn, operation, make()).await;
+        match &result {
+            Ok(_) => {}
+            Err(Failure::Itsm { error, .. }) => {
+                if let RetryClass::Throttled(wait) = error.retry_class() {
+                    conn.limiter.throttled(wait);
+                    if wait <= IN_PROCESS_WAIT && tries < IN_PROCESS_TRIES {
+                        tracing::debug!(event = "outbox.throttled", connection = %conn.rt.name, operation, ?wait);
+                        continue;
+                    }
+                }
+            }
+            Err(_) => {}
+        }
+        return result;
+    }
+}
+
+async fn call_once<T>(
     engine: &Engine,
     conn: &Conn,
     operation: &'static str,
@@ -335,6 +379,7 @@ async fn call<T>(
 ) -> Result<T, Failure> {
     let backend = conn.rt.connector.backend();
     let started = Instant::now();
+    let started_tokio = tokio::time::Instant::now();
     let timeout = engine.inner.options.call_timeout;
     let result = match tokio::time::timeout(timeout, fut).await {
         Ok(r) => r,
@@ -343,6 +388,9 @@ async fn call<T>(
             message: format!("no answer within {timeout:?}"),
         }),
     };
+    if result.is_ok() {
+        conn.limiter.succeeded(started_tokio);
+    }
     let status = match &result {
         Ok(_) => "ok".to_owned(),
         Err(e) => e.metric_label(),
@@ -529,7 +577,7 @@ async fn apply(
     if decision == Decision::CheckRemote {
         let item = existing.as_ref().and_then(|r| r.work_item.clone());
         let state = match item {
-            Some(item) => match call(engine, conn, "state", itsm.state(&item)).await {
+            Some(item) => match call(engine, conn, "state", || itsm.state(&item)).await {
                 Ok(s) => s,
                 Err(Failure::Itsm {
                     error: ItsmError::NotFound { .. },
@@ -578,13 +626,8 @@ async fn apply(
                 Failure::Invalid(format!("open correlation {key} has no work item"))
             })?;
             let count = rec.fired_count.saturating_add(1);
-            let note = Mapping::fired_again_note(facts, count);
-            call(
-                engine,
-                conn,
-                "update",
-                itsm.update(&item, &WorkItemUpdate::note(note)),
-            )
+            let update = WorkItemUpdate::note(Mapping::fired_again_note(facts, count));
+            call(engine, conn, "update", || itsm.update(&item, &update))
             .await?;
             rec.fired_count = count;
             rec.last_fired_at = Some(rec.last_fired_at.map_or(event.at, |t| t.max(event.at)));
@@ -607,7 +650,7 @@ async fn apply(
                     event.at.to_rfc3339(),
                     Mapping::default_title(facts)
                 );
-                match call(engine, conn, "reopen", itsm.reopen(&item, &note)).await {
+                match call(engine, conn, "reopen", || itsm.reopen(&item, &note)).await {
                     Ok(()) => {
                         rec.fired_count = rec.fired_count.saturating_add(1);
                         ("reopen", format!("reopened {}", item.display()))
@@ -650,12 +693,8 @@ async fn apply(
                     Mapping::default_title(facts)
                 )
             };
-            let resolved = call(
-                engine,
-                conn,
-                "resolve",
-                itsm.resolve(&item, &Resolution::new(notes)),
-            )
+            let resolution = Resolution::new(notes);
+            let resolved = call(engine, conn, "resolve", || itsm.resolve(&item, &resolution))
             .await;
             rec.last_resolved_at = Some(event.at);
             rec.auto_close_at = None;
@@ -672,7 +711,7 @@ async fn apply(
                 Err(Failure::Itsm { error, operation })
                     if error.retry_class() == RetryClass::Permanent =>
                 {
-                    let state = match call(engine, conn, "state", itsm.state(&item)).await {
+                    let state = match call(engine, conn, "state", || itsm.state(&item)).await {
                         Ok(s) => s,
                         Err(Failure::Itsm {
                             error: ItsmError::NotFound { .. },
@@ -764,7 +803,7 @@ async fn create_item(
     let name = conn.rt.name.as_str();
     let itsm = conn.rt.connector.as_ref();
     let correlation_id = keys::itsm_correlation_id(name, key);
-    if let Some(item) = call(engine, conn, "find_open", itsm.find_open(&correlation_id)).await? {
+    if let Some(item) = call(engine, conn, "find_open", || itsm.find_open(&correlation_id)).await? {
         let d = format!(
             "adopted open item {} found by correlation id {correlation_id}",
             item.display()
@@ -780,7 +819,7 @@ async fn create_item(
         .mapping
         .work_item(name, &correlation_id, facts, &binding)
         .map_err(|e| Failure::Invalid(e.to_string()))?;
-    let item = call(engine, conn, "create", itsm.create(&new)).await?;
+    let item = call(engine, conn, "create", || itsm.create(&new)).await?;
     let d = format!("created {} ({})", item.display(), new.title);
     Ok((item, d))
 }

@@ -27,14 +27,19 @@ pub struct Runtime {
 }
 
 impl Config {
-    /// Builds verifiers, connectors, binders and lifecycle policies. `http` is shared by every
-    /// outbound client (token keys, ITSM, CMDB). Errors name the configuration key at fault.
+    /// Builds verifiers, connectors, binders and lifecycle policies. Errors name the
+    /// configuration key at fault.
+    ///
+    /// `http` is shared by the ITSM and CMDB clients; build it with
+    /// `.redirect(reqwest::redirect::Policy::none())` so credentials never follow a redirect.
+    /// Token verifiers always use their own client, which follows no redirect (a redirected
+    /// `jwks_uri` would otherwise let another host supply the signing keys).
     pub fn build_runtime(&self, http: &reqwest::Client) -> Result<Runtime, ConfigError> {
         let mut connections = Vec::with_capacity(self.connections.len());
         let mut gates = Vec::with_capacity(self.connections.len());
         for (i, conn) in self.connections.iter().enumerate() {
             let at = format!("connection[{i}]");
-            gates.push(gate(conn, &at, http)?);
+            gates.push(gate(conn, &at)?);
             connections.push(connection_runtime(conn, &at, http)?);
         }
         Ok(Runtime {
@@ -82,12 +87,10 @@ impl Config {
     }
 }
 
-fn verifier_builder(
-    conn: &ConnectionConfig,
-    http: &reqwest::Client,
-) -> secure_export_aad::TokenVerifierBuilder {
-    let mut builder = TokenVerifier::builder(conn.tenant_ids.iter(), conn.audiences.iter())
-        .http_client(http.clone());
+/// The connection's verifier policy. The verifier keeps its own HTTP client (no redirects,
+/// fetch timeout), never the shared one: see [`Config::build_runtime`].
+fn verifier_builder(conn: &ConnectionConfig) -> secure_export_aad::TokenVerifierBuilder {
+    let mut builder = TokenVerifier::builder(conn.tenant_ids.iter(), conn.audiences.iter());
     if let Some(ids) = &conn.caller_app_ids {
         builder = builder.caller_app_ids(ids.iter());
     }
@@ -100,17 +103,13 @@ fn verifier_builder(
     builder
 }
 
-fn gate(
-    conn: &ConnectionConfig,
-    at: &str,
-    http: &reqwest::Client,
-) -> Result<ConnectionGate, ConfigError> {
-    let verifier = verifier_builder(conn, http)
+fn gate(conn: &ConnectionConfig, at: &str) -> Result<ConnectionGate, ConfigError> {
+    let verifier = verifier_builder(conn)
         .build()
         .map_err(|e| ConfigError::invalid(format!("{at}.tenant_ids"), e.to_string()))?;
     // Same policy for any tenant: only used to tell "genuine token, tenant not allowed" (403)
     // from an invalid token (401).
-    let probe = verifier_builder(conn, http)
+    let probe = verifier_builder(conn)
         .insecure_any_tenant()
         .build()
         .map_err(|e| ConfigError::invalid(format!("{at}.tenant_ids"), e.to_string()))?;

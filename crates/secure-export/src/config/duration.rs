@@ -5,6 +5,20 @@ use std::time::Duration;
 
 use serde::de::{self, Deserializer, Visitor};
 
+/// Longest duration accepted (10 years): larger values are surely mistakes, and adding them to
+/// an `Instant` or `SystemTime` would overflow and panic at run time.
+pub(crate) const MAX: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+fn bounded(d: Duration, text: &dyn std::fmt::Display) -> Result<Duration, String> {
+    if d > MAX {
+        Err(format!(
+            "invalid duration {text}: longer than the 10 year maximum"
+        ))
+    } else {
+        Ok(d)
+    }
+}
+
 /// Parses `"500ms"`, `"30s"`, `"15m"`, `"24h"`, `"7d"` (one number, one unit).
 pub(crate) fn parse(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -32,9 +46,11 @@ pub(crate) fn parse(text: &str) -> Result<Duration, String> {
             ));
         }
     };
-    n.checked_mul(per_unit_ms)
+    let d = n
+        .checked_mul(per_unit_ms)
         .map(Duration::from_millis)
-        .ok_or_else(|| format!("invalid duration {text:?}: too large"))
+        .ok_or_else(|| format!("invalid duration {text:?}: too large"))?;
+    bounded(d, &format_args!("{text:?}"))
 }
 
 struct DurationVisitor;
@@ -47,13 +63,12 @@ impl Visitor<'_> for DurationVisitor {
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
-        Ok(Duration::from_secs(v))
+        bounded(Duration::from_secs(v), &v).map_err(E::custom)
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
-        u64::try_from(v)
-            .map(Duration::from_secs)
-            .map_err(|_| E::custom("a duration cannot be negative"))
+        let secs = u64::try_from(v).map_err(|_| E::custom("a duration cannot be negative"))?;
+        self.visit_u64(secs)
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
@@ -96,5 +111,7 @@ mod tests {
                 .unwrap_err()
                 .contains("too large")
         );
+        assert!(parse("3651d").unwrap_err().contains("10 year maximum"));
+        assert_eq!(parse("3650d"), Ok(MAX));
     }
 }

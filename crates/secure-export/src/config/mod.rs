@@ -192,7 +192,10 @@ impl ServerConfig {
         Ok(Arc::new(store))
     }
 
-    fn validate_database(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    fn validate_database(
+        &mut self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
         if self.database_url.is_some() || self.database_url_env.is_some() {
             resolve_secret(
                 &mut self.database_url,
@@ -678,8 +681,16 @@ impl ConnectionConfig {
         }
         if let Some(subs) = &mut self.allowed_subscriptions {
             non_empty_list(subs, &key("allowed_subscriptions"))?;
-            for s in subs.iter_mut() {
+            for (i, s) in subs.iter_mut().enumerate() {
                 *s = s.trim().to_ascii_lowercase();
+                // Anything else (a name, `/subscriptions/...`) would match no alert, and every
+                // alert would be refused with 403, which Azure does not retry.
+                if !is_guid(s) {
+                    return Err(ConfigError::invalid(
+                        format!("{at}.allowed_subscriptions[{i}]"),
+                        format!("{s:?} is not a subscription id: use the subscription GUID"),
+                    ));
+                }
             }
         }
         if let Some(rules) = &self.allowed_rules {
@@ -900,10 +911,22 @@ fn quoted(values: &[&str]) -> String {
         .join(", ")
 }
 
-/// Accepts `https://` anywhere and `http://` only for loopback hosts (emulators, demos).
+/// Accepts `https://` anywhere and `http://` only for loopback hosts (emulators, demos); refuses
+/// credentials in the URL. Messages never repeat a `user:password@` part.
 fn check_url(text: &str, key: &str) -> Result<(), ConfigError> {
+    let shown = redact_userinfo(text);
+    let text = shown.as_str();
     let url =
         url::Url::parse(text).map_err(|e| ConfigError::invalid(key, format!("{text:?}: {e}")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ConfigError::invalid(
+            key,
+            format!(
+                "{text:?}: must not contain credentials (user:password@); \
+                 use the username and password/password_env keys"
+            ),
+        ));
+    }
     match url.scheme() {
         "https" => Ok(()),
         "http" if is_loopback(url.host_str().unwrap_or_default()) => Ok(()),
@@ -915,6 +938,19 @@ fn check_url(text: &str, key: &str) -> Result<(), ConfigError> {
             key,
             format!("{text:?}: unsupported scheme {other:?}; use https"),
         )),
+    }
+}
+
+/// `scheme://user:pw@host/...` as `scheme://***@host/...`; other text unchanged.
+fn redact_userinfo(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return text.to_owned();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://***@{host}{tail}"),
+        None => text.to_owned(),
     }
 }
 

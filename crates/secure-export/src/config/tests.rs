@@ -37,7 +37,7 @@ data_dir = "/tmp/x"
 name = "prod"
 tenant_ids = ["72f988bf-86f1-41af-91ab-2d7cd011db47"]
 audiences = ["api://x"]
-allowed_subscriptions = ["ABC"]
+allowed_subscriptions = [" AAAA0A0A-BB1B-CC2C-DD3D-EEEEEE4E4E4E "]
 backend = "servicenow"
 correlation = "rule+target"
 reopen_window = "2h"
@@ -60,7 +60,7 @@ fallback_ci = "abc123"
     assert_eq!(conn.reopen_window, Duration::from_secs(7200));
     assert_eq!(
         conn.allowed_subscriptions.as_deref(),
-        Some(&["abc".to_owned()][..])
+        Some(&["aaaa0a0a-bb1b-cc2c-dd3d-eeeeee4e4e4e".to_owned()][..])
     );
     assert_eq!(
         conn.cmdb
@@ -265,7 +265,10 @@ fn postgres_url_from_env_and_validation() {
     .unwrap();
     let url = c.server.database_url.as_ref().unwrap();
     assert_eq!(url.expose_secret(), "postgres://u:pw@127.0.0.1/db");
-    assert!(!format!("{c:?}").contains("pw@"), "the URL's password leaked into Debug");
+    assert!(
+        !format!("{c:?}").contains("pw@"),
+        "the URL's password leaked into Debug"
+    );
 
     let err = parse(&with("database_url = \"mysql://x\"")).unwrap_err();
     assert_eq!(err.key(), Some("server.database_url"));
@@ -285,9 +288,94 @@ fn postgres_url_from_env_and_validation() {
 async fn open_store_defaults_to_sqlite_in_data_dir() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("nested").join("data");
-    let text = format!("[server]\ndata_dir = {:?}\n{MINIMAL}", data.display().to_string());
+    let text = format!(
+        "[server]\ndata_dir = {:?}\n{MINIMAL}",
+        data.display().to_string()
+    );
     let c = parse(&text).unwrap();
     let store = c.server.open_store().await.unwrap();
     store.ping().await.unwrap();
     assert!(data.join(crate::store::DB_FILE).exists());
+}
+
+// Security review: config values that used to be accepted and then failed silently or panicked.
+
+#[test]
+fn review_allowed_subscriptions_must_be_guids() {
+    for bad in [
+        "ABC",
+        "/subscriptions/aaaa0a0a-bb1b-cc2c-dd3d-eeeeee4e4e4e",
+        "prod-sub",
+    ] {
+        let text = MINIMAL.replace(
+            "backend = \"mock\"",
+            &format!("allowed_subscriptions = [\"aaaa0a0a-bb1b-cc2c-dd3d-eeeeee4e4e4e\", {bad:?}]\nbackend = \"mock\""),
+        );
+        let err = parse(&text).unwrap_err();
+        assert_eq!(
+            err.key(),
+            Some("connection[0].allowed_subscriptions[1]"),
+            "{bad}: {err}"
+        );
+    }
+}
+
+#[test]
+fn review_urls_with_credentials_are_refused_without_echoing_them() {
+    let text = r#"
+[[connection]]
+name = "prod"
+tenant_ids = ["72f988bf-86f1-41af-91ab-2d7cd011db47"]
+audiences = ["api://x"]
+backend = "servicenow"
+[connection.servicenow]
+instance_url = "URL"
+username = "svc"
+password = "pw"
+"#;
+    for url in [
+        "https://svc:S3CRET-PW@example.service-now.com",
+        "http://svc:S3CRET-PW@example.service-now.com/x",
+        "https://S3CRET-PW@example.service-now.com",
+    ] {
+        let err = parse(&text.replace("URL", url)).unwrap_err();
+        assert_eq!(
+            err.key(),
+            Some("connection[0].servicenow.instance_url"),
+            "{err}"
+        );
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains("S3CRET-PW"), "credentials echoed: {shown}");
+    }
+    let err = parse(&MINIMAL.replace(
+        "backend = \"mock\"",
+        "authority = \"https://u:S3CRET-PW@login.example\"\nbackend = \"mock\"",
+    ))
+    .unwrap_err();
+    assert_eq!(err.key(), Some("connection[0].authority"));
+    assert!(!err.to_string().contains("S3CRET-PW"), "{err}");
+}
+
+#[test]
+fn review_durations_that_would_overflow_an_instant_are_refused() {
+    for (section, key) in [
+        ("engine", "shutdown_grace"),
+        ("engine", "lease"),
+        ("server", "retry_after"),
+    ] {
+        let text = format!("[{section}]\n{key} = 9223372036854775807\n{MINIMAL}");
+        let err = parse(&text).unwrap_err();
+        assert_eq!(
+            err.key(),
+            Some(format!("{section}.{key}").as_str()),
+            "{err}"
+        );
+        assert!(err.to_string().contains("10 year maximum"), "{err}");
+    }
+    let text = MINIMAL.replace(
+        "backend = \"mock\"",
+        "backend = \"mock\"\nreopen_window = \"100000000d\"",
+    );
+    let err = parse(&text).unwrap_err();
+    assert_eq!(err.key(), Some("connection[0].reopen_window"), "{err}");
 }

@@ -31,6 +31,7 @@
 //! ```
 
 mod clock;
+pub(crate) mod limiter;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -223,8 +224,8 @@ pub(crate) struct WriteRequest {
 pub(crate) struct Conn {
     pub(crate) rt: ConnectionRuntime,
     pub(crate) notify: Notify,
-    /// Set after a throttled answer: no new claims for this backend until then.
-    pub(crate) paused_until: Mutex<Option<tokio::time::Instant>>,
+    /// Shared pause after a throttled answer and call pacing for this backend.
+    pub(crate) limiter: limiter::Limiter,
 }
 
 pub(crate) struct Inner {
@@ -279,7 +280,7 @@ impl Engine {
             let conn = Conn {
                 rt,
                 notify: Notify::new(),
-                paused_until: Mutex::new(None),
+                limiter: limiter::Limiter::default(),
             };
             if map.insert(name.clone(), Arc::new(conn)).is_some() {
                 return Err(EngineError::Config(format!(

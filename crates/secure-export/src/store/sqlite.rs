@@ -12,6 +12,7 @@
 //! retries), reads through a small pool. The store is meant for one process: opening it
 //! releases every job lease left by a previous (crashed) process.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
@@ -138,8 +139,6 @@ async fn group_writer(pool: SqlitePool, mut rx: mpsc::Receiver<WriteOp>) {
                 Err(_) => break,
             }
         }
-        let dbg_t0 = std::time::Instant::now();
-        let dbg_n = ops.len();
         let mut tx = match pool.begin().await {
             Ok(tx) => tx,
             Err(e) => {
@@ -183,7 +182,6 @@ async fn group_writer(pool: SqlitePool, mut rx: mpsc::Receiver<WriteOp>) {
                 broken = Some(err(e));
             }
         }
-        let t_exec = dbg_t0.elapsed();
         let outcome = match broken {
             // Nothing of this batch may be reported durable.
             Some(e) => {
@@ -192,20 +190,6 @@ async fn group_writer(pool: SqlitePool, mut rx: mpsc::Receiver<WriteOp>) {
             }
             None => tx.commit().await.err().map(err),
         };
-        {
-            use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-            static N: AtomicU64 = AtomicU64::new(0);
-            static OPS: AtomicU64 = AtomicU64::new(0);
-            static EX: AtomicU64 = AtomicU64::new(0);
-            static ALL: AtomicU64 = AtomicU64::new(0);
-            let n = N.fetch_add(1, Relaxed) + 1;
-            OPS.fetch_add(dbg_n as u64, Relaxed);
-            EX.fetch_add(t_exec.as_micros() as u64, Relaxed);
-            ALL.fetch_add(dbg_t0.elapsed().as_micros() as u64, Relaxed);
-            if n % 500 == 0 {
-                eprintln!("DBG batches {n} ops/batch {:.1} exec us {:.0} total us {:.0}", OPS.swap(0, Relaxed) as f64 / 500.0, EX.swap(0, Relaxed) as f64 / 500.0, ALL.swap(0, Relaxed) as f64 / 500.0);
-            }
-        }
         if let Some(e) = &outcome {
             tracing::warn!(event = "store.batch_failed", size = replies.len(), error = %e);
         }
@@ -285,7 +269,7 @@ impl SqliteStore {
             .connect_with(connect.read_only(true))
             .await
             .map_err(|e| StoreError::Setup(format!("cannot open {}: {e}", data_dir.display())))?;
-        let store = Self::with_pools(write, read);
+        let store = Self::with_pools(write, read)?;
         store.migrate().await?;
         store.release_all_leases().await?;
         Ok(store)
@@ -304,19 +288,30 @@ impl SqliteStore {
             .connect_with(connect)
             .await
             .map_err(|e| StoreError::Setup(e.to_string()))?;
-        let store = Self::with_pools(pool.clone(), pool);
+        let store = Self::with_pools(pool.clone(), pool)?;
         store.migrate().await?;
         Ok(store)
     }
 
-    fn with_pools(write: SqlitePool, read: SqlitePool) -> Self {
+    /// Starts the group-commit writer on a thread of its own: every statement of a batch is a
+    /// round trip to SQLite's worker thread, and on the shared runtime each one would wait
+    /// behind all the ready request tasks (measured: batches took 2-3 ms longer under load).
+    fn with_pools(write: SqlitePool, read: SqlitePool) -> Result<Self, StoreError> {
         let (writer, rx) = mpsc::channel(MAX_WRITE_BATCH);
-        tokio::spawn(group_writer(write.clone(), rx));
-        Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Setup(format!("cannot start the store writer: {e}")))?;
+        let pool = write.clone();
+        std::thread::Builder::new()
+            .name("store-writer".to_owned())
+            .spawn(move || runtime.block_on(group_writer(pool, rx)))
+            .map_err(|e| StoreError::Setup(format!("cannot start the store writer: {e}")))?;
+        Ok(Self {
             write,
             read,
             writer,
-        }
+        })
     }
 
     /// Runs `f` through the group-commit writer (see [`WriteOp`] for the rules `f` follows);
@@ -439,6 +434,134 @@ async fn insert_audit(tx: &mut SqliteConnection, a: &NewAudit) -> Result<(), Sto
     Ok(())
 }
 
+/// Deliveries recorded per statement (SQLite allows 32,766 bound values; 7 per row).
+const ACCEPT_CHUNK: usize = 512;
+
+/// Records deliveries and their jobs with three statements whatever their number: one
+/// multi-row insert of the deliveries (duplicates skipped), one look-up of the duplicates' ids,
+/// one multi-row insert of the jobs (ids in acceptance order, which per-key ordering relies on).
+async fn accept_chunk(
+    tx: &mut SqliteConnection,
+    deliveries: &[NewDelivery],
+) -> Result<Vec<AcceptOutcome>, StoreError> {
+    if deliveries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
+        "INSERT INTO deliveries (connection, idempotency_key, alert_id, condition, event_at, \
+         received_at, raw_body) ",
+    );
+    insert.push_values(deliveries, |mut row, d| {
+        row.push_bind(&d.connection)
+            .push_bind(&d.idempotency_key)
+            .push_bind(&d.alert_id)
+            .push_bind(&d.condition)
+            .push_bind(micros(d.event_at))
+            .push_bind(micros(d.received_at))
+            .push_bind(&d.raw_body);
+    });
+    insert.push(
+        " ON CONFLICT (connection, idempotency_key) DO NOTHING \
+         RETURNING id, connection, idempotency_key",
+    );
+    let mut inserted: HashMap<(String, String), i64> = HashMap::with_capacity(deliveries.len());
+    for row in insert.build().fetch_all(&mut *tx).await.map_err(err)? {
+        let key = (
+            row.try_get("connection").map_err(err)?,
+            row.try_get("idempotency_key").map_err(err)?,
+        );
+        inserted.insert(key, row.try_get("id").map_err(err)?);
+    }
+    // Which row of the batch created each inserted delivery: the first one with its key.
+    let mut new_at: Vec<Option<i64>> = Vec::with_capacity(deliveries.len());
+    let mut missing: Vec<&NewDelivery> = Vec::new();
+    for d in deliveries {
+        let key = (d.connection.clone(), d.idempotency_key.clone());
+        match inserted.remove(&key) {
+            Some(id) => new_at.push(Some(id)),
+            None => {
+                new_at.push(None);
+                missing.push(d);
+            }
+        }
+    }
+    // Duplicates (of earlier batches or of an earlier row of this one): their existing ids.
+    let mut existing: HashMap<(String, String), i64> = HashMap::new();
+    if !missing.is_empty() {
+        let mut select = sqlx::QueryBuilder::<Sqlite>::new(
+            "SELECT id, connection, idempotency_key FROM deliveries WHERE (connection, idempotency_key) IN (",
+        );
+        let mut list = select.separated(", ");
+        for d in &missing {
+            list.push("(")
+                .push_bind_unseparated(&d.connection)
+                .push_unseparated(", ")
+                .push_bind_unseparated(&d.idempotency_key)
+                .push_unseparated(")");
+        }
+        select.push(")");
+        for row in select.build().fetch_all(&mut *tx).await.map_err(err)? {
+            let key = (
+                row.try_get("connection").map_err(err)?,
+                row.try_get("idempotency_key").map_err(err)?,
+            );
+            existing.insert(key, row.try_get("id").map_err(err)?);
+        }
+    }
+    let fresh: Vec<(&NewDelivery, i64)> = deliveries
+        .iter()
+        .zip(&new_at)
+        .filter_map(|(d, id)| id.map(|id| (d, id)))
+        .collect();
+    let mut job_ids: HashMap<i64, i64> = HashMap::with_capacity(fresh.len());
+    if !fresh.is_empty() {
+        let mut jobs = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO jobs (connection, kind, delivery_id, alert_id, order_key, facts, \
+             created_at, available_at) ",
+        );
+        jobs.push_values(&fresh, |mut row, (d, delivery_id)| {
+            let now = micros(d.received_at);
+            row.push_bind(&d.connection)
+                .push_bind("event")
+                .push_bind(*delivery_id)
+                .push_bind(&d.alert_id)
+                .push_bind(&d.order_key)
+                .push_bind(&d.facts)
+                .push_bind(now)
+                .push_bind(now);
+        });
+        jobs.push(" RETURNING id, delivery_id");
+        for row in jobs.build().fetch_all(&mut *tx).await.map_err(err)? {
+            job_ids.insert(
+                row.try_get("delivery_id").map_err(err)?,
+                row.try_get("id").map_err(err)?,
+            );
+        }
+    }
+    deliveries
+        .iter()
+        .zip(new_at)
+        .map(|(d, id)| match id {
+            Some(delivery_id) => job_ids
+                .get(&delivery_id)
+                .map(|&job_id| AcceptOutcome::New {
+                    delivery_id,
+                    job_id,
+                })
+                .ok_or_else(|| StoreError::Corrupt(format!("no job for delivery {delivery_id}"))),
+            None => existing
+                .get(&(d.connection.clone(), d.idempotency_key.clone()))
+                .map(|&delivery_id| AcceptOutcome::Duplicate { delivery_id })
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "delivery {} neither inserted nor found",
+                        d.idempotency_key
+                    ))
+                }),
+        })
+        .collect()
+}
+
 const JOB_COLUMNS: &str = "id, connection, kind, delivery_id, alert_id, order_key, target_key, \
                            facts, attempts, created_at, lease_token, last_error";
 
@@ -509,58 +632,15 @@ impl Store for SqliteStore {
         deliveries: &[NewDelivery],
     ) -> Result<Vec<AcceptOutcome>, StoreError> {
         let deliveries = deliveries.to_vec();
-        self.write_savepoint(move |tx| Box::pin(async move {
-        let mut out = Vec::with_capacity(deliveries.len());
-        for d in &deliveries {
-            let inserted: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO deliveries (connection, idempotency_key, alert_id, condition, event_at, \
-                 received_at, raw_body) VALUES (?, ?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (connection, idempotency_key) DO NOTHING RETURNING id",
-            )
-            .bind(&d.connection)
-            .bind(&d.idempotency_key)
-            .bind(&d.alert_id)
-            .bind(&d.condition)
-            .bind(micros(d.event_at))
-            .bind(micros(d.received_at))
-            .bind(&d.raw_body)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(err)?;
-            let Some(delivery_id) = inserted else {
-                let delivery_id: i64 = sqlx::query_scalar(
-                    "SELECT id FROM deliveries WHERE connection = ? AND idempotency_key = ?",
-                )
-                .bind(&d.connection)
-                .bind(&d.idempotency_key)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(err)?;
-                out.push(AcceptOutcome::Duplicate { delivery_id });
-                continue;
-            };
-            let now = micros(d.received_at);
-            let job_id: i64 = sqlx::query_scalar(
-                "INSERT INTO jobs (connection, kind, delivery_id, alert_id, order_key, facts, \
-                 created_at, available_at) VALUES (?, 'event', ?, ?, ?, ?, ?, ?) RETURNING id",
-            )
-            .bind(&d.connection)
-            .bind(delivery_id)
-            .bind(&d.alert_id)
-            .bind(&d.order_key)
-            .bind(&d.facts)
-            .bind(now)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(err)?;
-            out.push(AcceptOutcome::New {
-                delivery_id,
-                job_id,
-            });
-        }
-        Ok(out)
-        }))
+        self.write_savepoint(move |tx| {
+            Box::pin(async move {
+                let mut out = Vec::with_capacity(deliveries.len());
+                for chunk in deliveries.chunks(ACCEPT_CHUNK) {
+                    out.extend(accept_chunk(tx, chunk).await?);
+                }
+                Ok(out)
+            })
+        })
         .await
     }
 
