@@ -208,7 +208,12 @@ fn ms(d: Duration) -> f64 {
 async fn load_run() {
     let clients: usize = env_or("LOAD_CLIENTS", 32);
     let secs: u64 = env_or("LOAD_SECS", 5);
-    let server = start_server(Arc::new(MockConnector::new()), EngineOptions::default()).await;
+    let workers_n: usize = env_or("LOAD_WORKERS", EngineOptions::default().workers_per_backend);
+    let options = EngineOptions {
+        workers_per_backend: workers_n,
+        ..EngineOptions::default()
+    };
+    let server = start_server(Arc::new(MockConnector::new()), options).await;
     let workers = server.engine.start_workers();
     let counter = Arc::new(AtomicU64::new(0));
     // Warm-up (connections, page cache), not measured.
@@ -238,7 +243,9 @@ async fn load_run() {
     .await;
     let left = server.engine.queue_depth().await.unwrap();
     workers.shutdown().await;
-    println!("\n## load: {clients} clients, {secs} s per route, mock backend, SQLite (tempdir)\n");
+    println!(
+        "\n## load: {clients} clients, {secs} s per route, mock backend ({workers_n} workers), SQLite (tempdir)\n"
+    );
     println!("| route | requests | non-202 | req/s | p50 ms | p99 ms |");
     println!("|---|---|---|---|---|---|");
     for (name, r) in [
@@ -259,8 +266,10 @@ async fn load_run() {
         100.0 * alerts.rate() / baseline.rate()
     );
     println!(
-        "jobs not yet delivered to the mock backend at the end of the run: {left} of {}",
-        alerts.requests
+        "jobs delivered to the mock backend during the run: {} of {} ({:.0}/s); {left} still queued",
+        alerts.requests.saturating_sub(left),
+        alerts.requests,
+        alerts.requests.saturating_sub(left) as f64 / alerts.elapsed.as_secs_f64()
     );
 }
 
@@ -321,23 +330,29 @@ async fn storm_run() {
     let accept_time = accept_start.elapsed();
     let queued = server.engine.queue_depth().await.unwrap();
     let rss_queued = peak_rss_mb();
+    // Printed at once: a large storm can take long to drain (the emulator's look-ups are linear).
+    println!(
+        "\nstorm: {queued} jobs queued; peak RSS so far (whole process, incl. emulator): {:.1} MB",
+        rss_queued.unwrap_or(f64::NAN)
+    );
 
     sn.faults().set_latency(Duration::from_millis(latency_ms));
     sn.faults().set_rate_limit(rate, Duration::from_secs(1));
     sn.clear_calls();
     let drain_start = Instant::now();
     let workers = server.engine.start_workers();
-    loop {
-        if server.engine.queue_depth().await.unwrap() == 0 {
-            break;
+    let drain_limit = Duration::from_secs(env_or("STORM_DRAIN_SECS", 600));
+    let left = loop {
+        let left = server.engine.queue_depth().await.unwrap();
+        if left == 0 || drain_start.elapsed() >= drain_limit {
+            break left;
         }
-        assert!(
-            drain_start.elapsed() < Duration::from_secs(600),
-            "storm did not drain"
-        );
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    };
     let drain = drain_start.elapsed();
+    if left > 0 {
+        println!("storm: NOT drained within {drain_limit:?}: {left} jobs left");
+    }
     workers.shutdown().await;
     let calls = sn.calls();
     let refused = calls.iter().filter(|c| c.status == 429).count();

@@ -1,12 +1,16 @@
 //! Outbox workers: claim jobs, bind CIs, decide, call the ITSM, commit the outcome.
 //!
-//! * One dispatcher per connection claims at most `workers_per_backend` jobs at a time
-//!   (bounded concurrency per backend). The store hands out only the head job of each order
-//!   key, so jobs of one key run one at a time and in order.
+//! * One dispatcher per connection runs at most `workers_per_backend` jobs at a time (bounded
+//!   concurrency per backend) and claims ahead in batches (up to as many again waiting), so a
+//!   finishing worker starts the next job at once. The store hands out only the head job of
+//!   each order key, so jobs of one key run one at a time and in order.
+//! * Every ITSM call goes through the backend's shared limiter (see `engine::limiter`): a
+//!   throttled answer pauses all calls to the backend and sets a pacing rate, and the refused
+//!   call is retried by its worker after the pause when the wait is short.
 //! * Failures are classified by [`ItsmError::retry_class`]: `Retryable` waits an exponential
 //!   backoff with full jitter (uniform in `0..=min(max_delay, base_delay * 2^attempts)`);
-//!   `Throttled(wait)` waits at least `wait` and pauses new claims for the whole backend for
-//!   that long, without counting an attempt; `Permanent` dead-letters at once. A job that
+//!   `Throttled(wait)` (longer waits, or too many in a row) releases the job until `wait` has
+//!   passed, without counting an attempt; `Permanent` dead-letters at once. A job that
 //!   reaches `max_attempts` failed attempts or `max_age` is dead-lettered.
 //! * Claims are leases: a job whose worker crashed is claimed again when the lease expires
 //!   (the SQLite store releases all leases when it is opened again).
@@ -335,8 +339,8 @@ const IN_PROCESS_WAIT: Duration = Duration::from_secs(30);
 const IN_PROCESS_TRIES: u32 = 8;
 
 /// Times and counts one ITSM call, through the backend's shared [`Limiter`]: it starts only
-/// outside a pause and in its pacing slot. A throttled answer pauses the whole backend and,
-/// when the wait is short, is retried here after the pause (a refused call changed nothing).
+/// outside a pause and in its pacing slot. A throttled answer pauses the whole backend; a 429
+/// with a short wait is retried here after the pause (a refused call changed nothing).
 ///
 /// [`Limiter`]: crate::engine::limiter::Limiter
 async fn call<T, F, Fut>(
@@ -359,7 +363,11 @@ where
             Err(Failure::Itsm { error, .. }) => {
                 if let RetryClass::Throttled(wait) = error.retry_class() {
                     conn.limiter.throttled(wait);
-                    if wait <= IN_PROCESS_WAIT && tries < IN_PROCESS_TRIES {
+                    // Only a 429 is known to have done nothing; a 503 may come from a proxy
+                    // after the backend acted, so that job goes back to the store (and a
+                    // create asks `find_open` again).
+                    let refused = matches!(error, ItsmError::Http { status: 429, .. });
+                    if refused && wait <= IN_PROCESS_WAIT && tries < IN_PROCESS_TRIES {
                         tracing::debug!(event = "outbox.throttled", connection = %conn.rt.name, operation, ?wait);
                         continue;
                     }
@@ -627,8 +635,7 @@ async fn apply(
             })?;
             let count = rec.fired_count.saturating_add(1);
             let update = WorkItemUpdate::note(Mapping::fired_again_note(facts, count));
-            call(engine, conn, "update", || itsm.update(&item, &update))
-            .await?;
+            call(engine, conn, "update", || itsm.update(&item, &update)).await?;
             rec.fired_count = count;
             rec.last_fired_at = Some(rec.last_fired_at.map_or(event.at, |t| t.max(event.at)));
             rec.auto_close_at = auto_close(event.at);
@@ -694,8 +701,7 @@ async fn apply(
                 )
             };
             let resolution = Resolution::new(notes);
-            let resolved = call(engine, conn, "resolve", || itsm.resolve(&item, &resolution))
-            .await;
+            let resolved = call(engine, conn, "resolve", || itsm.resolve(&item, &resolution)).await;
             rec.last_resolved_at = Some(event.at);
             rec.auto_close_at = None;
             match resolved {
@@ -803,7 +809,11 @@ async fn create_item(
     let name = conn.rt.name.as_str();
     let itsm = conn.rt.connector.as_ref();
     let correlation_id = keys::itsm_correlation_id(name, key);
-    if let Some(item) = call(engine, conn, "find_open", || itsm.find_open(&correlation_id)).await? {
+    if let Some(item) = call(engine, conn, "find_open", || {
+        itsm.find_open(&correlation_id)
+    })
+    .await?
+    {
         let d = format!(
             "adopted open item {} found by correlation id {correlation_id}",
             item.display()

@@ -152,7 +152,10 @@ mod tests {
         let limiter = Limiter::default();
         let t0 = Instant::now();
         limiter.acquire().await;
-        assert!(t0.elapsed() < Duration::from_millis(20), "no pause, no pacing: at once");
+        assert!(
+            t0.elapsed() < Duration::from_millis(20),
+            "no pause, no pacing: at once"
+        );
         for _ in 0..200 {
             limiter.succeeded(Instant::now());
         }
@@ -160,7 +163,10 @@ mod tests {
         assert_eq!(limiter.rate(), Some(200.0 * BACKOFF));
         assert!(limiter.paused_until().is_some());
         limiter.acquire().await;
-        assert!(t0.elapsed() >= Duration::from_millis(50), "waited out the pause");
+        assert!(
+            t0.elapsed() >= Duration::from_millis(50),
+            "waited out the pause"
+        );
         // Paced at 194/s: 19 more calls take about 100 ms.
         let start = Instant::now();
         for _ in 0..19 {

@@ -5,12 +5,14 @@
 //! survives `kill -9` and power loss. `synchronous = NORMAL` ([`Synchronous::Normal`]) still
 //! survives `kill -9` of the process (the WAL is written before commit returns, only its fsync
 //! is deferred to checkpoints) but may lose the last transactions on power loss. Group commit
-//! (one transaction per batch of concurrent accepts) makes FULL affordable; see
-//! `docs/adr/0003-outbox-and-group-commit.md`.
+//! makes FULL affordable; see `docs/adr/0003-outbox-and-group-commit.md`.
 //!
 //! All writes go through one connection (SQLite has one writer anyway; this avoids busy
-//! retries), reads through a small pool. The store is meant for one process: opening it
-//! releases every job lease left by a previous (crashed) process.
+//! retries), reads through a small pool. The hot writes (accepts, claims, job outcomes) are
+//! operations of one group-commit writer on a thread of its own: whatever is queued runs in one
+//! transaction with one fsync, and each operation is answered only after that commit. The
+//! store is meant for one process: opening it releases every job lease left by a previous
+//! (crashed) process.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -23,8 +25,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use secure_export_itsm::WorkItemRef;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteConnection, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Row, Sqlite, Transaction};
 use tokio::sync::{mpsc, oneshot};
@@ -92,8 +94,8 @@ type BoxFuture<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
 /// Called once the batch an operation ran in has committed (`None`) or failed (`Some`).
 type Reply = Box<dyn FnOnce(Option<StoreError>) + Send>;
 /// A write operation for the group-commit writer: runs inside the batch transaction and says
-/// whether it succeeded (its savepoint is released) or failed (rolled back to its savepoint).
-/// `None` means the batch broke before the operation could run: it only builds its reply.
+/// how it ended (see [`WriteOp`]). `None` means the batch broke before the operation could
+/// run: it only builds its reply.
 type WriteFn =
     Box<dyn for<'c> FnOnce(Option<&'c mut SqliteConnection>) -> BoxFuture<'c, (Ran, Reply)> + Send>;
 
@@ -124,10 +126,10 @@ struct WriteOp {
 const MAX_WRITE_BATCH: usize = 4096;
 
 /// The group-commit writer: the only user of the write connection for the hot writes
-/// (accepts, claims, job outcomes). It takes every operation queued, runs each one in its own
-/// savepoint inside one transaction, commits once (one fsync with `synchronous = FULL`) and
-/// only then answers each caller. An operation that fails is rolled back to its savepoint
-/// without affecting the others; a failed commit fails them all.
+/// (accepts, claims, job outcomes). It takes every operation queued, runs them in one
+/// transaction, commits once (one fsync with `synchronous = FULL`) and only then answers each
+/// caller. How one failing operation affects the others: see [`WriteOp`]; a failed commit
+/// fails them all.
 async fn group_writer(pool: SqlitePool, mut rx: mpsc::Receiver<WriteOp>) {
     let mut ops: Vec<WriteOp> = Vec::new();
     let mut replies: Vec<Reply> = Vec::new();
@@ -651,7 +653,8 @@ impl Store for SqliteStore {
         reason: &str,
         at: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
-        let (connection, raw_body, reason) = (connection.to_owned(), raw_body.to_vec(), reason.to_owned());
+        let (connection, raw_body, reason) =
+            (connection.to_owned(), raw_body.to_vec(), reason.to_owned());
         self.write(move |tx| Box::pin(async move {
         sqlx::query_scalar(
             "INSERT INTO quarantine (connection, reason, raw_body, received_at) VALUES (?, ?, ?, ?) \
@@ -813,24 +816,26 @@ impl Store for SqliteStore {
         count: bool,
     ) -> Result<(), StoreError> {
         let (id, token, error) = (job.id, job.lease_token.clone(), error.to_owned());
-        self.write(move |tx| Box::pin(async move {
-        let done = sqlx::query(
-            "UPDATE jobs SET lease_token = NULL, lease_until = NULL, available_at = ?, \
+        self.write(move |tx| {
+            Box::pin(async move {
+                let done = sqlx::query(
+                    "UPDATE jobs SET lease_token = NULL, lease_until = NULL, available_at = ?, \
              last_error = ?, attempts = attempts + ? WHERE id = ? AND lease_token = ?",
-        )
-        .bind(micros(available_at))
-        .bind(&error)
-        .bind(i64::from(count))
-        .bind(id)
-        .bind(&token)
-        .execute(&mut *tx)
-        .await
-        .map_err(err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::LeaseLost(id));
-        }
-        Ok(())
-        }))
+                )
+                .bind(micros(available_at))
+                .bind(&error)
+                .bind(i64::from(count))
+                .bind(id)
+                .bind(&token)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::LeaseLost(id));
+                }
+                Ok(())
+            })
+        })
         .await
     }
 
@@ -956,7 +961,7 @@ impl Store for SqliteStore {
             .await
             .map_err(err)?;
         insert_audit(
-            &mut *tx,
+            &mut tx,
             &NewAudit {
                 at: now,
                 connection,
@@ -1175,6 +1180,72 @@ mod tests {
             "a crashed process's lease is released on open"
         );
         assert_eq!(again[0].id, claimed[0].id);
+    }
+
+    #[tokio::test]
+    async fn accept_batch_reports_duplicates_inside_and_across_batches_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let now = Utc::now();
+        let first = store
+            .accept_batch(&[conformance::delivery("c", "a", "k1", now)])
+            .await
+            .unwrap();
+        let AcceptOutcome::New { delivery_id: a, .. } = first[0] else {
+            panic!("{first:?}")
+        };
+        let batch = [
+            conformance::delivery("c", "b", "k2", now),
+            conformance::delivery("c", "a", "k1", now),
+            conformance::delivery("c", "b", "k2", now),
+            conformance::delivery("c", "c", "k2", now),
+        ];
+        let out = store.accept_batch(&batch).await.unwrap();
+        let (
+            AcceptOutcome::New {
+                delivery_id: b,
+                job_id: jb,
+            },
+            AcceptOutcome::New { job_id: jc, .. },
+        ) = (out[0], out[3])
+        else {
+            panic!("{out:?}")
+        };
+        assert_eq!(out[1], AcceptOutcome::Duplicate { delivery_id: a });
+        assert_eq!(out[2], AcceptOutcome::Duplicate { delivery_id: b });
+        assert!(jb < jc, "job ids follow acceptance order");
+        assert_eq!(store.queue_depth().await.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_lost_lease_in_a_batch_does_not_fail_the_other_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let now = Utc::now();
+        let later = now + chrono::Duration::hours(1);
+        store
+            .accept_batch(&[
+                conformance::delivery("c", "x", "kx", now),
+                conformance::delivery("c", "y", "ky", now),
+            ])
+            .await
+            .unwrap();
+        let jobs = store.claim("c", 10, now, later).await.unwrap();
+        assert_eq!(jobs.len(), 2);
+        let mut stale = jobs[0].clone();
+        stale.lease_token = "not-the-lease".to_owned();
+        // Queued together: they run in one transaction of the writer.
+        let z = [conformance::delivery("c", "z", "kz", now)];
+        let (lost, saved, accepted) = tokio::join!(
+            store.save(&stale, &[], &[], true),
+            store.save(&jobs[1], &[], &[], true),
+            store.accept_batch(&z),
+        );
+        assert!(matches!(lost, Err(StoreError::LeaseLost(_))), "{lost:?}");
+        saved.unwrap();
+        accepted.unwrap();
+        // Job x (lease kept) and z are left; y is done.
+        assert_eq!(store.queue_depth().await.unwrap(), 2);
     }
 
     #[tokio::test]
