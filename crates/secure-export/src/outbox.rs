@@ -134,11 +134,10 @@ async fn dispatch(engine: Engine, conn: Arc<Conn>, mut stop: watch::Receiver<boo
         if paused.is_none() && ready.len() < workers {
             let want = 2 * workers - ready.len() - inflight.len().min(workers);
             let now = opts.clock.now();
-            let lease = chrono::Duration::from_std(opts.lease).unwrap_or(chrono::Duration::MAX);
             match engine
                 .inner
                 .store
-                .claim(&conn.rt.name, want, now, now + lease)
+                .claim(&conn.rt.name, want, now, later(now, opts.lease))
                 .await
             {
                 Ok(jobs) => {
@@ -174,7 +173,10 @@ async fn dispatch(engine: Engine, conn: Arc<Conn>, mut stop: watch::Receiver<boo
         }
     }
     // Graceful stop: let in-flight jobs finish, then release what is left.
-    let deadline = tokio::time::Instant::now() + opts.shutdown_grace;
+    let started = tokio::time::Instant::now();
+    let deadline = started
+        .checked_add(opts.shutdown_grace)
+        .unwrap_or(started + Duration::from_secs(86_400));
     while !inflight.is_empty() {
         match tokio::time::timeout_at(deadline, inflight.join_next_with_id()).await {
             Ok(Some(done)) => forget(&mut running, done),
@@ -260,8 +262,7 @@ async fn run_job(engine: &Engine, conn: &Conn, job: Job) {
             // record that, the lease expires and the job is claimed again.
             let opts = &engine.inner.options;
             let delay = backoff(job.attempts, opts.base_delay, opts.max_delay).max(opts.base_delay);
-            let at = opts.clock.now()
-                + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+            let at = later(opts.clock.now(), delay);
             let _ = engine
                 .inner
                 .store
@@ -294,7 +295,7 @@ async fn run_job(engine: &Engine, conn: &Conn, job: Job) {
                 dead_letter(engine, conn, &job, &why).await;
                 return;
             }
-            let at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+            let at = later(now, delay);
             tracing::info!(event = "outbox.retry", connection = name, job = job.id, attempts, ?delay, error = %reason);
             metrics.inc_counter(
                 "secure_export_jobs_total",
@@ -610,8 +611,7 @@ async fn apply(
         policy
             .auto_close_after
             .filter(|_| facts.never_resolves())
-            .and_then(|ttl| chrono::Duration::from_std(ttl).ok())
-            .map(|ttl| at + ttl)
+            .map(|ttl| later(at, ttl))
     };
     let auto = job.kind == JobKind::AutoClose;
     let (action, detail): (&'static str, String) = match decision {
@@ -864,5 +864,33 @@ mod tests {
         let spread: std::collections::HashSet<_> = (0..50).map(|_| backoff(5, base, max)).collect();
         assert!(spread.len() > 10, "jittered");
         assert_eq!(backoff(3, Duration::ZERO, max), Duration::ZERO);
+    }
+}
+
+/// `at + d`, saturating at the latest representable time instead of panicking on a huge `d`
+/// (durations come from configuration and from backends' `Retry-After`).
+fn later(at: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| at.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+#[cfg(test)]
+mod later_tests {
+    use super::*;
+
+    #[test]
+    fn later_saturates_instead_of_panicking() {
+        let now = Utc::now();
+        assert_eq!(
+            later(now, Duration::from_secs(5)),
+            now + chrono::Duration::seconds(5)
+        );
+        assert_eq!(later(now, Duration::MAX), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(
+            later(now, Duration::from_secs(u64::MAX / 2)),
+            DateTime::<Utc>::MAX_UTC
+        );
     }
 }

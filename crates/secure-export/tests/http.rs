@@ -226,7 +226,7 @@ async fn unmodelable_authenticated_body_is_202_and_quarantined() {
 }
 
 #[tokio::test]
-async fn routes_by_path_segment_and_unknown_connection_is_404() {
+async fn routes_by_path_segment_and_unknown_connection_is_401() {
     let mock = Arc::new(MockConnector::new());
     let other = Arc::new(MockConnector::new());
     let rx = Builder::new()
@@ -239,8 +239,22 @@ async fn routes_by_path_segment_and_unknown_connection_is_404() {
     let a = rx.post("/api/alerts/b", Some(&auth), body.clone()).await;
     assert_eq!(a.status, 202, "{:?}", a.body);
     assert_eq!(a.body["connection"], "b");
-    let a = rx.post("/api/alerts/nope", Some(&auth), body).await;
-    assert_eq!(a.status, 404);
+    // An unknown connection answers like a rejected token, so names cannot be probed.
+    let a = rx.post("/api/alerts/nope", Some(&auth), body.clone()).await;
+    assert_eq!(a.status, 401, "{:?}", a.body);
+    assert!(a.headers.contains_key("www-authenticate"));
+    // Exactly one Authorization header: two (even two valid ones) are refused.
+    let res = rx
+        .client
+        .post(format!("{}/api/alerts/b", rx.url))
+        .header("content-type", "application/json")
+        .header("authorization", auth.as_str())
+        .header("authorization", auth.as_str())
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
     eventually(Duration::from_secs(5), || async {
         (other.tickets().len() == 1).then_some(())
     })

@@ -123,7 +123,8 @@ impl Limiter {
 
     fn throttled_at(&self, wait: Duration, now: Instant) {
         let mut s = self.lock();
-        let until = now + wait;
+        // A connector may ask for any wait; cap it like a `Retry-After` header.
+        let until = now + wait.min(secure_export_itsm::MAX_RETRY_AFTER);
         if s.paused_until.is_none_or(|p| p < until) {
             s.paused_until = Some(until);
         }

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use futures::StreamExt;
 use secure_export_aad::{ErrorClass, VerifyError, peek_tenant_id};
-use secure_export_schema::Alert;
+use secure_export_schema::{Alert, SchemaError};
 use serde_json::json;
 
 use super::ConnectionGate;
@@ -87,20 +87,18 @@ async fn handle(
         Err(response) => return response,
     };
 
-    // 3. JSON, then the alert model.
-    let value: serde_json::Value = match serde_json::from_slice(&raw) {
-        Ok(v) => v,
-        Err(e) => {
+    // 3. JSON and the alert model, in one pass: malformed JSON is refused (400); well-formed
+    // JSON we cannot model is quarantined (202), so nothing authenticated is lost.
+    let alert = match Alert::from_slice_with_limit(&raw, raw.len()) {
+        Ok(alert) => alert,
+        Err(e) if matches!(e, SchemaError::Syntax { .. }) => {
             return error(
                 StatusCode::BAD_REQUEST,
                 "invalid_json",
                 format!("request body is not valid JSON: {e}"),
             );
         }
-    };
-    let alert = match Alert::from_value(value) {
-        Ok(alert) => alert,
-        Err(e) => return quarantine(state, gate, &raw, &e.to_string()).await,
+        Err(e) => return quarantine(state, gate, &raw, &e.to_string(), e.path()).await,
     };
 
     // 4. The connection's payload allow-lists.
@@ -147,6 +145,18 @@ async fn authenticate<'a>(
     connection: Option<&str>,
     headers: &HeaderMap,
 ) -> Result<&'a ConnectionGate, Response> {
+    if headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return Err(token_failure(
+            state,
+            &VerifyError::BadScheme("more than one Authorization header"),
+            None,
+        ));
+    }
     let authorization = match headers.get(header::AUTHORIZATION).map(|v| v.to_str()) {
         None => None,
         Some(Ok(v)) => Some(v),
@@ -163,11 +173,19 @@ async fn authenticate<'a>(
         Some(name) => match state.gates().iter().find(|g| g.name() == name) {
             Some(gate) => vec![gate],
             None => {
-                return Err(error(
-                    StatusCode::NOT_FOUND,
-                    "unknown_connection",
-                    format!("no connection named {name:?}"),
-                ));
+                // Answered like a rejected token, so that connection names cannot be probed
+                // without a valid token; the log says what happened.
+                state.engine().metrics().inc_counter(
+                    "secure_export_token_failures_total",
+                    &[("code", "unknown_connection")],
+                );
+                tracing::warn!(
+                    event = "auth.token_rejected",
+                    connection = name,
+                    code = "unknown_connection",
+                    "no connection with this name"
+                );
+                return Err(unauthorized());
             }
         },
         None => {
@@ -225,12 +243,13 @@ async fn authenticate<'a>(
     })
 }
 
-/// Which failure to report when several connections rejected the token: a genuine-but-forbidden
-/// caller beats "keys unavailable", which beats "invalid token".
+/// Which failure to report when several connections rejected the token: "keys unavailable"
+/// beats a genuine-but-forbidden caller, which beats "invalid token". A 503 makes Azure retry,
+/// so a connection that could not check the token must not be hidden behind another's 403.
 fn rank(class: ErrorClass) -> u8 {
     match class {
-        ErrorClass::Forbidden => 3,
-        ErrorClass::Unavailable => 2,
+        ErrorClass::Unavailable => 3,
+        ErrorClass::Forbidden => 2,
         ErrorClass::Unauthenticated => 1,
     }
 }
@@ -333,14 +352,22 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<
     Ok(raw)
 }
 
-async fn quarantine(state: &AppState, gate: &ConnectionGate, raw: &[u8], reason: &str) -> Response {
+/// Quarantines an authenticated body we could not model. The log names only the JSON path of
+/// the failure: the full reason can quote the body, which is stored, not logged.
+async fn quarantine(
+    state: &AppState,
+    gate: &ConnectionGate,
+    raw: &[u8],
+    reason: &str,
+    path: &str,
+) -> Response {
     match state.engine().quarantine(gate.name(), raw, reason).await {
         Ok(id) => {
             tracing::warn!(
                 event = "http.quarantined",
                 connection = gate.name(),
                 quarantine_id = id,
-                %reason
+                path
             );
             accepted(json!({
                 "status": "quarantined",

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use secure_export_aad::TokenVerifier;
-use secure_export_schema::{Alert, ResourceId};
+use secure_export_schema::Alert;
 
 /// The admission rules of one connection: its token verifier (tenants, audiences, caller apps,
 /// role) and the optional payload allow-lists (subscriptions, alert rules).
@@ -97,23 +97,11 @@ impl ConnectionGate {
     /// Checks the payload allow-lists; `Err` explains why the alert is not allowed (403).
     pub fn authorize(&self, alert: &Alert) -> Result<(), String> {
         if let Some(allowed) = &self.allowed_subscriptions {
-            let mut subscriptions: BTreeSet<String> = alert
-                .target_resource_ids()
-                .iter()
-                .map(|id| id.subscription_id().to_ascii_lowercase())
-                .collect();
-            if let Some(Ok(id)) = alert
-                .essentials
-                .alert_rule_id
-                .as_deref()
-                .map(ResourceId::parse)
-            {
-                subscriptions.insert(id.subscription_id().to_ascii_lowercase());
-            }
+            let subscriptions = alert.subscription_ids()?;
             if subscriptions.is_empty() {
                 return Err(
-                    "the alert names no subscription (no parseable alertTargetIDs or \
-                            alertRuleID) and this connection only accepts listed subscriptions"
+                    "the alert names no subscription (no alertTargetIDs, alertRuleId or \
+                     ARM alertId) and this connection only accepts listed subscriptions"
                         .to_owned(),
                 );
             }

@@ -57,12 +57,37 @@ fn subscription_allow_list() {
 fn alert_without_any_subscription_is_refused_when_a_list_is_set() {
     let mut v: serde_json::Value = serde_json::from_str(SAMPLE).unwrap();
     v["data"]["essentials"]["alertTargetIDs"] = serde_json::json!([]);
+    v["data"]["essentials"]["alertId"] = serde_json::json!("not-an-arm-id");
     let alert = Alert::from_value(v).unwrap();
     let err = gate()
         .with_allowed_subscriptions([SUB])
         .authorize(&alert)
         .unwrap_err();
     assert!(err.contains("names no subscription"), "{err}");
+}
+
+#[test]
+fn subscription_from_the_alert_id_counts_and_unreadable_targets_are_refused() {
+    let mut v: serde_json::Value = serde_json::from_str(SAMPLE).unwrap();
+    v["data"]["essentials"]["alertTargetIDs"] = serde_json::json!([]);
+    let alert = Alert::from_value(v.clone()).unwrap();
+    assert_eq!(
+        gate().with_allowed_subscriptions([SUB]).authorize(&alert),
+        Ok(())
+    );
+    // One allowed target plus one that cannot be read must not pass.
+    v["data"]["essentials"]["alertTargetIDs"] = serde_json::json!([
+        format!(
+            "/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm"
+        ),
+        "garbage"
+    ]);
+    let alert = Alert::from_value(v).unwrap();
+    let err = gate()
+        .with_allowed_subscriptions([SUB])
+        .authorize(&alert)
+        .unwrap_err();
+    assert!(err.contains("garbage"), "{err}");
 }
 
 #[test]
