@@ -330,7 +330,7 @@ async fn storm_run() {
     let accept_time = accept_start.elapsed();
     let queued = server.engine.queue_depth().await.unwrap();
     let rss_queued = peak_rss_mb();
-    // Printed at once: a large storm can take long to drain (the emulator's look-ups are linear).
+    // Printed at once, before the drain (bounded by STORM_DRAIN_SECS) starts.
     println!(
         "\nstorm: {queued} jobs queued; peak RSS so far (whole process, incl. emulator): {:.1} MB",
         rss_queued.unwrap_or(f64::NAN)

@@ -1,5 +1,6 @@
-//! Full token verification with warm keys vs. a bare RS256 signature check of the same token
-//! with the same crypto backend (jsonwebtoken + aws-lc-rs), in the same run.
+//! Full token verification with warm keys (verified-token cache off) and a verified-token cache
+//! hit vs. a bare RS256 signature check of the same token with the same crypto backend
+//! (jsonwebtoken + aws-lc-rs), in the same run.
 //!
 //! `cargo bench -p secure-export-aad --bench token_verify -- --warm-up-time 1 --measurement-time 3`
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -19,10 +20,17 @@ fn bench(c: &mut Criterion) {
         .build()
         .unwrap();
     let issuer = rt.block_on(TestIssuer::start(TENANT)).unwrap();
-    let verifier = issuer.verifier_builder([AUDIENCE]).build().unwrap();
+    let verifier = issuer
+        .verifier_builder([AUDIENCE])
+        .token_cache_capacity(0)
+        .build()
+        .unwrap();
     rt.block_on(verifier.warm_up()).unwrap();
     let token = issuer.token(AUDIENCE);
     rt.block_on(verifier.verify(&token)).unwrap();
+    let cached = issuer.verifier_builder([AUDIENCE]).build().unwrap();
+    rt.block_on(cached.verify(&token)).unwrap();
+    assert_eq!(cached.cached_tokens(), 1);
 
     let jwk = issuer.current_key().unwrap().jwk();
     let key =
@@ -54,6 +62,10 @@ fn bench(c: &mut Criterion) {
     g.bench_function("full_verify_warm_keys", |b| {
         b.to_async(&rt)
             .iter(|| async { verifier.verify(std::hint::black_box(&token)).await.unwrap() });
+    });
+    g.bench_function("cached_verify_hit", |b| {
+        b.to_async(&rt)
+            .iter(|| async { cached.verify(std::hint::black_box(&token)).await.unwrap() });
     });
     g.bench_function("reject_unknown_kid", |b| {
         b.to_async(&rt).iter(|| async {

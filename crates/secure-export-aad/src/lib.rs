@@ -7,6 +7,13 @@
 //! bound, exact issuer per tenant and version, tenant allow-list, audience, caller app id, the
 //! `ActionGroupsSecureWebhook` role, and no user (`scp`) or proof-of-possession (`cnf`) tokens.
 //!
+//! Azure Monitor reuses one token for about an hour, so successful verifications are cached by a
+//! SHA-256 digest of the token (never the token itself): a hit skips the RS256 check and claim
+//! parsing but still re-checks `exp`/`nbf`/`iat` with the clock and that the signing key is still
+//! in the very key set that verified it; failures are never cached. The cache is bounded (10,000
+//! tokens, 5 minutes each by default) and can be tuned or switched off with
+//! [`TokenVerifierBuilder::token_cache_capacity`] and [`TokenVerifierBuilder::token_cache_max_age`].
+//!
 //! Every failure is a [`VerifyError`] with a stable [`code`](VerifyError::code) and an
 //! [`ErrorClass`] that maps to 401, 403 or 503. The token never appears in errors, logs or `Debug`.
 //!
@@ -40,6 +47,7 @@ mod jwks;
 mod key_source;
 mod peek;
 mod policy;
+mod token_cache;
 mod verifier;
 
 #[cfg(feature = "test-util")]

@@ -1,8 +1,9 @@
 //! A local Entra ID stand-in for tests and demos (feature `test-util`).
 //!
-//! [`TestIssuer`] generates an RSA-2048 key, serves OIDC discovery and JWKS for one tenant over
-//! HTTP on `127.0.0.1` (Microsoft's URL layout, v1 and v2), and mints tokens with any header and
-//! claims, including deliberately broken ones.
+//! [`TestIssuer`] generates an RSA-2048 key, serves OIDC discovery and JWKS for one tenant (plus
+//! any extra tenants added with [`TestIssuerBuilder::extra_tenant`] or [`TestIssuer::add_tenant`],
+//! sharing the keys as Microsoft's tenants do) over HTTP on `127.0.0.1` (Microsoft's URL layout,
+//! v1 and v2), and mints tokens with any header and claims, including deliberately broken ones.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -114,6 +115,8 @@ impl TestKey {
 
 struct Shared {
     tenant_id: String,
+    /// Further tenants served on the same authority, lowercase.
+    extra_tenants: Mutex<Vec<String>>,
     authority: String,
     v1_issuer: String,
     v2_issuer: String,
@@ -132,18 +135,51 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
+
+    /// The served tenant named by a request path segment (case-insensitive), as configured.
+    fn served_tenant(&self, tenant: &str) -> Option<String> {
+        if tenant.eq_ignore_ascii_case(&self.tenant_id) {
+            return Some(self.tenant_id.clone());
+        }
+        self.extra_tenants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|t| t.eq_ignore_ascii_case(tenant))
+            .cloned()
+    }
+
+    fn add_tenant(&self, tenant: &str) {
+        let tenant = tenant.to_ascii_lowercase();
+        let mut extra = self
+            .extra_tenants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !tenant.eq_ignore_ascii_case(&self.tenant_id) && !extra.contains(&tenant) {
+            extra.push(tenant);
+        }
+    }
 }
 
 /// Builder for [`TestIssuer`].
 #[derive(Debug)]
 pub struct TestIssuerBuilder {
     tenant_id: String,
+    extra_tenants: Vec<String>,
     v1_issuer: Option<String>,
     v2_issuer: Option<String>,
     clock: Arc<dyn Clock>,
 }
 
 impl TestIssuerBuilder {
+    /// Also serves discovery and JWKS for `tenant_id` on the same authority, with the same keys
+    /// (e.g. a genuine tenant that the verifier under test does not allow).
+    #[must_use]
+    pub fn extra_tenant(mut self, tenant_id: impl Into<String>) -> Self {
+        self.extra_tenants.push(tenant_id.into());
+        self
+    }
+
     /// The v1 issuer template (default `https://sts.windows.net/{tenantid}/`).
     #[must_use]
     pub fn v1_issuer(mut self, template: impl Into<String>) -> Self {
@@ -173,6 +209,7 @@ impl TestIssuerBuilder {
         let template = |t: Option<String>, default: String| t.unwrap_or(default);
         let shared = Arc::new(Shared {
             tenant_id: self.tenant_id.clone(),
+            extra_tenants: Mutex::new(Vec::new()),
             v1_issuer: template(
                 self.v1_issuer,
                 "https://sts.windows.net/{tenantid}/".to_owned(),
@@ -186,6 +223,9 @@ impl TestIssuerBuilder {
             jwks_fetches: AtomicU64::new(0),
             next_kid: AtomicU64::new(2),
         });
+        for t in &self.extra_tenants {
+            shared.add_tenant(t);
+        }
         let app = axum::Router::new()
             .route(
                 "/{tenant}/v2.0/.well-known/openid-configuration",
@@ -210,7 +250,8 @@ impl TestIssuerBuilder {
     }
 }
 
-/// A loopback Entra ID stand-in: discovery + JWKS server and token minter for one tenant.
+/// A loopback Entra ID stand-in: discovery + JWKS server and token minter for one main tenant
+/// and optional extra tenants on the same authority.
 ///
 /// The server stops when the `TestIssuer` is dropped.
 pub struct TestIssuer {
@@ -245,6 +286,7 @@ impl TestIssuer {
     pub fn builder(tenant_id: &str) -> TestIssuerBuilder {
         TestIssuerBuilder {
             tenant_id: tenant_id.to_owned(),
+            extra_tenants: Vec::new(),
             v1_issuer: None,
             v2_issuer: None,
             clock: Arc::new(SystemClock),
@@ -263,14 +305,41 @@ impl TestIssuer {
         &self.shared.tenant_id
     }
 
-    /// The issuer (`iss`) of this tenant for a token version.
+    /// Starts serving discovery and JWKS for another tenant too (same keys, same authority).
+    /// Verifiers that allow only the main tenant still reject its tokens as `bad_tenant`.
+    pub fn add_tenant(&self, tenant_id: &str) {
+        self.shared.add_tenant(tenant_id);
+    }
+
+    /// Every tenant served: the main one first, then the extra ones (lowercase).
+    #[must_use]
+    pub fn tenants(&self) -> Vec<String> {
+        let mut all = vec![self.shared.tenant_id.clone()];
+        all.extend(
+            self.shared
+                .extra_tenants
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .cloned(),
+        );
+        all
+    }
+
+    /// The issuer (`iss`) of the main tenant for a token version.
     #[must_use]
     pub fn issuer(&self, version: TokenVersion) -> String {
+        self.issuer_for_tenant(&self.shared.tenant_id, version)
+    }
+
+    /// The issuer (`iss`) of `tenant_id` for a token version.
+    #[must_use]
+    pub fn issuer_for_tenant(&self, tenant_id: &str, version: TokenVersion) -> String {
         let t = match version {
             TokenVersion::V1 => &self.shared.v1_issuer,
             TokenVersion::V2 => &self.shared.v2_issuer,
         };
-        t.replace("{tenantid}", &self.shared.tenant_id)
+        t.replace("{tenantid}", tenant_id)
     }
 
     /// A verifier builder for this tenant and `audiences`, pointed at this issuer, sharing its clock.
@@ -305,10 +374,16 @@ impl TestIssuer {
     /// role `ActionGroupsSecureWebhook`, issued now, valid 1 h. Edit and pass to [`mint`](Self::mint).
     #[must_use]
     pub fn claims(&self, audience: &str) -> Value {
+        self.claims_for_tenant(&self.shared.tenant_id, audience)
+    }
+
+    /// Like [`claims`](Self::claims), for `tenant_id` (`tid` and `iss` name it).
+    #[must_use]
+    pub fn claims_for_tenant(&self, tenant_id: &str, audience: &str) -> Value {
         let now = self.now();
         json!({
             "aud": audience,
-            "iss": self.issuer(TokenVersion::V2),
+            "iss": self.issuer_for_tenant(tenant_id, TokenVersion::V2),
             "iat": now,
             "nbf": now,
             "exp": now + 3600,
@@ -320,7 +395,7 @@ impl TestIssuer {
             "rh": "test",
             "roles": [DEFAULT_ROLE],
             "sub": TEST_CALLER_OBJECT_ID,
-            "tid": self.tenant_id(),
+            "tid": tenant_id,
             "uti": format!("uti-{now}"),
             "ver": "2.0",
         })
@@ -351,6 +426,13 @@ impl TestIssuer {
     #[must_use]
     pub fn token(&self, audience: &str) -> String {
         self.mint(self.claims(audience))
+    }
+
+    /// A valid v2 token from Azure Monitor for `audience` (1 h) issued in `tenant_id`; genuine
+    /// (signed with the current key) if the issuer serves that tenant.
+    #[must_use]
+    pub fn token_for_tenant(&self, tenant_id: &str, audience: &str) -> String {
+        self.mint(self.claims_for_tenant(tenant_id, audience))
     }
 
     /// A valid v1 token from Azure Monitor for `audience` (1 h).
@@ -471,21 +553,20 @@ fn jwks_doc(shared: &Shared, with_issuer: bool) -> Value {
 
 type SharedState = State<Arc<Shared>>;
 
-fn gate(shared: &Shared, tenant: &str) -> Option<Response> {
+/// The served tenant named by the path, or the error status (503 when unavailable, else 404).
+fn gate(shared: &Shared, tenant: &str) -> Result<String, StatusCode> {
     if !shared.available.load(Ordering::SeqCst) {
-        return Some(StatusCode::SERVICE_UNAVAILABLE.into_response());
+        return Err(StatusCode::SERVICE_UNAVAILABLE);
     }
-    if !tenant.eq_ignore_ascii_case(&shared.tenant_id) {
-        return Some(StatusCode::NOT_FOUND.into_response());
-    }
-    None
+    shared.served_tenant(tenant).ok_or(StatusCode::NOT_FOUND)
 }
 
 fn discovery(shared: &Shared, tenant: &str, version: TokenVersion) -> Response {
     shared.discovery_fetches.fetch_add(1, Ordering::SeqCst);
-    if let Some(r) = gate(shared, tenant) {
-        return r;
-    }
+    let served = match gate(shared, tenant) {
+        Ok(t) => t,
+        Err(status) => return status.into_response(),
+    };
     let (issuer, jwks) = match version {
         TokenVersion::V1 => (
             &shared.v1_issuer,
@@ -497,7 +578,7 @@ fn discovery(shared: &Shared, tenant: &str, version: TokenVersion) -> Response {
         ),
     };
     axum::Json(json!({
-        "issuer": issuer.replace("{tenantid}", &shared.tenant_id),
+        "issuer": issuer.replace("{tenantid}", &served),
         "jwks_uri": jwks,
         "token_endpoint": format!("{}/{tenant}/oauth2/v2.0/token", shared.authority),
         "id_token_signing_alg_values_supported": ["RS256"],
@@ -515,8 +596,8 @@ async fn discovery_v1(State(s): SharedState, Path(tenant): Path<String>) -> Resp
 
 fn jwks(shared: &Shared, tenant: &str, with_issuer: bool) -> Response {
     shared.jwks_fetches.fetch_add(1, Ordering::SeqCst);
-    if let Some(r) = gate(shared, tenant) {
-        return r;
+    if let Err(status) = gate(shared, tenant) {
+        return status.into_response();
     }
     axum::Json(jwks_doc(shared, with_issuer)).into_response()
 }

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -14,11 +14,12 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{BuildError, VerifyError, quote};
 use crate::jose;
 use crate::jwks::KeySet;
-use crate::key_source::{Fetcher, KeySource, Timing, names_tenant};
+use crate::key_source::{Fetcher, KeySource, Loaded, Timing, names_tenant};
 use crate::policy::{
     AZURE_MONITOR_APP_ID, AZURE_MONITOR_APP_ID_US_GOV, Cloud, DEFAULT_ROLE, TokenVersion,
     TokenVersions, audience_matches, is_guid,
 };
+use crate::token_cache::{TokenCache, digest};
 
 /// Largest leeway allowed.
 pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
@@ -26,6 +27,10 @@ pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
 const MAX_ANY_TENANTS: usize = 1000;
 /// Most tenants first seen per minute in `insecure_any_tenant` mode (each costs a metadata fetch).
 const MAX_NEW_TENANTS_PER_MINUTE: u32 = 30;
+/// Default number of verified tokens remembered.
+const DEFAULT_TOKEN_CACHE_CAPACITY: usize = 10_000;
+/// Default longest time a verified token is remembered.
+const DEFAULT_TOKEN_CACHE_MAX_AGE: Duration = Duration::from_secs(300);
 
 /// The verified identity of the caller.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -46,7 +51,15 @@ pub struct VerifiedCaller {
 
 /// Verifies Entra ID bearer tokens sent by Azure Monitor's Secure Webhook.
 ///
-/// Cheap to clone (an `Arc`); clones share the key cache. Build one with [`TokenVerifier::builder`].
+/// Cheap to clone (an `Arc`); clones share the key cache and the verified-token cache. Build one
+/// with [`TokenVerifier::builder`].
+///
+/// Azure Monitor reuses one token for about an hour, so successful verifications are remembered
+/// (by a SHA-256 digest of the token, never the token itself; at most 10,000 tokens, each at most
+/// 5 minutes by default, see [`TokenVerifierBuilder::token_cache_capacity`]). A cached token is
+/// still re-checked on every use: `exp`/`nbf`/`iat` against the clock, and its signing key must
+/// still be in the very key set that verified it (any key refresh sends it through the full check
+/// again). Failures are never cached.
 #[derive(Clone)]
 pub struct TokenVerifier {
     inner: Arc<Inner>,
@@ -68,6 +81,26 @@ struct Inner {
     sources: RwLock<HashMap<(String, TokenVersion), Arc<KeySource>>>,
     /// `insecure_any_tenant` mode: (minute, tenants first seen in it).
     new_tenants: std::sync::Mutex<(i64, u32)>,
+    /// Verified tokens by digest; `None` when disabled.
+    cache: Option<TokenCache<CachedToken>>,
+}
+
+/// What a cache hit needs to re-check a token and answer without verifying it again.
+#[derive(Debug, Clone)]
+struct CachedToken {
+    caller: VerifiedCaller,
+    kid: String,
+    times: Times,
+    /// The key set the signature was checked against; a hit requires it to still be current.
+    keys: Weak<Loaded>,
+}
+
+/// The time claims of a token.
+#[derive(Debug, Clone, Copy)]
+struct Times {
+    exp: i64,
+    nbf: i64,
+    iat: i64,
 }
 
 struct OfflineKeys {
@@ -90,6 +123,7 @@ impl fmt::Debug for TokenVerifier {
             .field("authority", &i.authority.as_str())
             .field("offline", &i.offline.is_some())
             .field("keys_loaded", &self.keys_loaded())
+            .field("cached_tokens", &self.cached_tokens())
             .finish_non_exhaustive()
     }
 }
@@ -110,6 +144,8 @@ pub struct TokenVerifierBuilder {
     http: Option<reqwest::Client>,
     timing: Timing,
     offline_jwks: Option<Vec<u8>>,
+    cache_capacity: usize,
+    cache_max_age: Duration,
 }
 
 impl fmt::Debug for TokenVerifierBuilder {
@@ -153,6 +189,8 @@ impl TokenVerifier {
             http: None,
             timing: Timing::default(),
             offline_jwks: None,
+            cache_capacity: DEFAULT_TOKEN_CACHE_CAPACITY,
+            cache_max_age: DEFAULT_TOKEN_CACHE_MAX_AGE,
         }
     }
 }
@@ -273,6 +311,23 @@ impl TokenVerifierBuilder {
         self
     }
 
+    /// Most verified tokens remembered (default 10,000; the oldest is evicted first). `0`
+    /// disables the verified-token cache: every call then checks the signature again.
+    #[must_use]
+    pub fn token_cache_capacity(mut self, capacity: usize) -> Self {
+        self.cache_capacity = capacity;
+        self
+    }
+
+    /// Longest time a verified token is remembered (default 5 min, whole seconds; less than 1 s
+    /// disables the cache). A cached token is re-checked against `exp`/`nbf`/`iat` and the current
+    /// key set on every use regardless.
+    #[must_use]
+    pub fn token_cache_max_age(mut self, max_age: Duration) -> Self {
+        self.cache_max_age = max_age;
+        self
+    }
+
     /// Checks the policy and builds the verifier. Does not touch the network; call
     /// [`TokenVerifier::warm_up`] to load keys at start.
     pub fn build(self) -> Result<TokenVerifier, BuildError> {
@@ -361,6 +416,9 @@ impl TokenVerifierBuilder {
             }
         };
         install_crypto_provider();
+        let cache_max_age_secs = i64::try_from(self.cache_max_age.as_secs()).unwrap_or(i64::MAX);
+        let cache = (self.cache_capacity > 0 && cache_max_age_secs > 0)
+            .then(|| TokenCache::new(self.cache_capacity, cache_max_age_secs));
         let verifier = TokenVerifier {
             inner: Arc::new(Inner {
                 tenants,
@@ -380,6 +438,7 @@ impl TokenVerifierBuilder {
                 offline,
                 sources: RwLock::new(HashMap::new()),
                 new_tenants: std::sync::Mutex::new((0, 0)),
+                cache,
             }),
         };
         // Pre-create the sources of the configured tenants so `keys_loaded` can report on them.
@@ -504,6 +563,53 @@ impl TokenVerifier {
 
     /// Verifies a bare compact token.
     pub async fn verify(&self, token: &str) -> Result<VerifiedCaller, VerifyError> {
+        let Some(cache) = &self.inner.cache else {
+            return self.verify_fully(token).await.map(|c| c.caller);
+        };
+        let key = digest(token);
+        let now = self.inner.clock.now();
+        if let Some(hit) = cache.get(&key, now.timestamp()) {
+            match self.recheck(&hit, now).await {
+                Some(Ok(caller)) => return Ok(caller),
+                Some(Err(e)) => {
+                    cache.remove(&key);
+                    return Err(e);
+                }
+                // The key set changed since: verify in full (and cache again).
+                None => cache.remove(&key),
+            }
+        }
+        let verified = self.verify_fully(token).await?;
+        let caller = verified.caller.clone();
+        cache.insert(key, verified, now.timestamp());
+        Ok(caller)
+    }
+
+    /// Re-checks a cached token as the full check would now, short of the signature and claim
+    /// parsing: the key must still be served (with the usual refresh rules) from the same key set,
+    /// and the times must still be valid. `None` when that key set is no longer current.
+    async fn recheck(
+        &self,
+        hit: &CachedToken,
+        now: DateTime<Utc>,
+    ) -> Option<Result<VerifiedCaller, VerifyError>> {
+        let i = &self.inner;
+        let source = i.source(&hit.caller.tenant_id, hit.caller.token_version)?;
+        let loaded = match source.key(&hit.kid, &i.fetcher, now).await {
+            Ok(l) => l,
+            Err(e) => return Some(Err(e)),
+        };
+        if Weak::as_ptr(&hit.keys) != Arc::as_ptr(&loaded) {
+            return None;
+        }
+        Some(
+            self.check_times(hit.times, now.timestamp())
+                .map(|()| hit.caller.clone()),
+        )
+    }
+
+    /// The full check: signature, times, issuer, audience, caller and role.
+    async fn verify_fully(&self, token: &str) -> Result<CachedToken, VerifyError> {
         let i = &self.inner;
         let parsed = jose::parse(token)?;
         let claims = Claims::extract(&parsed.claims)?;
@@ -537,7 +643,12 @@ impl TokenVerifier {
             return Err(VerifyError::BadSignature);
         }
 
-        self.check_times(&claims, now.timestamp())?;
+        let times = Times {
+            exp: claims.exp,
+            nbf: claims.nbf,
+            iat: claims.iat,
+        };
+        self.check_times(times, now.timestamp())?;
 
         // Issuer: exactly what the tenant's metadata declares, naming the same tenant as `tid`.
         if claims.iss != loaded.issuer || !names_tenant(&claims.iss, &tid) {
@@ -601,17 +712,23 @@ impl TokenVerifier {
             return Err(VerifyError::MissingRole(role.clone()));
         }
 
-        Ok(VerifiedCaller {
+        let caller = VerifiedCaller {
             tenant_id: tid,
             app_id,
             object_id: claims.oid,
             roles: claims.roles,
             token_version: claims.ver,
             expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or(DateTime::<Utc>::MAX_UTC),
+        };
+        Ok(CachedToken {
+            caller,
+            kid: parsed.kid,
+            times,
+            keys: Arc::downgrade(&loaded),
         })
     }
 
-    fn check_times(&self, c: &Claims, now: i64) -> Result<(), VerifyError> {
+    fn check_times(&self, c: Times, now: i64) -> Result<(), VerifyError> {
         let leeway = self.inner.leeway_secs;
         if c.exp.saturating_add(leeway) < now {
             return Err(VerifyError::Expired {
@@ -669,6 +786,12 @@ impl TokenVerifier {
             }
         }
         first_err.map_or(Ok(()), Err)
+    }
+
+    /// Number of verified tokens currently remembered (0 when the cache is disabled).
+    #[must_use]
+    pub fn cached_tokens(&self) -> usize {
+        self.inner.cache.as_ref().map_or(0, TokenCache::len)
     }
 
     /// Whether keys are loaded for every configured tenant and version (for `insecure_any_tenant`:
@@ -740,6 +863,23 @@ mod tests {
             bearer_token(Some("a.b.c")).unwrap_err().code(),
             "bad_scheme"
         );
+    }
+
+    #[cfg(feature = "test-util")]
+    #[tokio::test]
+    async fn a_cached_token_is_answered_by_the_recheck() {
+        let issuer = crate::test_util::TestIssuer::start("72f988bf-86f1-41af-91ab-2d7cd011db47")
+            .await
+            .unwrap();
+        let verifier = issuer.verifier_builder(["api://x"]).build().unwrap();
+        let token = issuer.token("api://x");
+        let caller = verifier.verify(&token).await.unwrap();
+        let cache = verifier.inner.cache.as_ref().unwrap();
+        let hit = cache.get(&digest(&token), issuer.now()).unwrap();
+        assert_eq!(hit.caller, caller);
+        assert_eq!(hit.kid, issuer.kid());
+        let rechecked = verifier.recheck(&hit, verifier.inner.clock.now()).await;
+        assert_eq!(rechecked.unwrap().unwrap(), caller);
     }
 
     #[test]

@@ -147,6 +147,50 @@ async fn tenant_not_served_is_refused() {
 }
 
 #[tokio::test]
+async fn tenant_not_allowed_is_403() {
+    let (rx, mock) = mock_receiver().await;
+    // A genuine tenant on the same authority that no connection serves: the any-tenant probe
+    // verifies its token fully, so the answer is 403, not 401.
+    const OTHER_TENANT: &str = "99999999-8888-4777-8666-555555555555";
+    rx.issuer.add_tenant(OTHER_TENANT);
+    let auth = format!(
+        "Bearer {}",
+        rx.issuer.token_for_tenant(OTHER_TENANT, AUDIENCE)
+    );
+    let body = serde_json::to_vec(&fired("other-tenant", "2025-04-15T18:17:12Z")).unwrap();
+    for path in ["/api/alerts", "/api/alerts/main"] {
+        let a = rx.post(path, Some(&auth), body.clone()).await;
+        assert_eq!(a.status, 403, "{path}: {:?}", a.body);
+        assert_eq!(
+            a.body["error"], "tenant_not_allowed",
+            "{path}: {:?}",
+            a.body
+        );
+        assert!(
+            a.body["message"].as_str().unwrap().contains(OTHER_TENANT),
+            "{path}: {:?}",
+            a.body
+        );
+        assert!(a.headers.get("www-authenticate").is_none(), "{path}");
+    }
+    assert_nothing_stored(&rx, &mock).await;
+    let (_, metrics) = rx.get("/metrics").await;
+    assert!(
+        metrics.lines().any(|l| l
+            .starts_with("secure_export_token_failures_total{code=\"tenant_not_allowed\"}")
+            && l.ends_with(" 2")),
+        "{metrics}"
+    );
+    // The same receiver still accepts its own tenant.
+    assert_eq!(
+        rx.send(&fired("own-tenant", "2025-04-15T18:17:12Z"))
+            .await
+            .status,
+        202
+    );
+}
+
+#[tokio::test]
 async fn subscription_not_allowed_is_403() {
     let mock = Arc::new(MockConnector::new());
     let rx = Builder::new()

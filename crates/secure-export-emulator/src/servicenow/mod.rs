@@ -3,6 +3,7 @@
 //! See the crate documentation for the behaviour it reproduces.
 
 mod api;
+mod index;
 mod oauth;
 mod query;
 mod rules;

@@ -135,6 +135,20 @@ impl EncodedQuery {
         self.had_invalid_part |= dropped;
     }
 
+    /// `=` conditions every matching record must satisfy: the single-condition
+    /// AND terms of a query without `^NQ` (an `^OR` chain or a second query
+    /// can match records that fail them). Empty when none is required.
+    pub(crate) fn required_equalities(&self) -> impl Iterator<Item = &Condition> {
+        let single = match self.queries.as_slice() {
+            [only] => only.as_slice(),
+            _ => &[],
+        };
+        single.iter().filter_map(|chain| match chain.as_slice() {
+            [cond] if cond.op == Op::Eq => Some(cond),
+            _ => None,
+        })
+    }
+
     /// Whether a record matches; `value_of` returns a field's stored value.
     pub(crate) fn matches(&self, value_of: impl Fn(&str) -> String) -> bool {
         if self.queries.is_empty() {
@@ -249,6 +263,24 @@ mod tests {
         );
         assert!(matches(&q, &rec(&[("state", "2")])));
         assert!(!matches(&q, &rec(&[("state", "3")])));
+    }
+
+    #[test]
+    fn required_equalities_skip_or_chains_and_new_queries() {
+        let fields = |q: &str| {
+            EncodedQuery::parse(q)
+                .required_equalities()
+                .map(|c| format!("{}={}", c.field, c.value))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            fields("correlation_id=X^active=true^state!=6^ORDERBYnumber"),
+            ["correlation_id=X", "active=true"]
+        );
+        assert_eq!(fields("number=A^ORnumber=B^active=true"), ["active=true"]);
+        assert!(fields("number=A^NQnumber=B").is_empty());
+        assert!(fields("numberLIKEA").is_empty());
+        assert!(fields("").is_empty());
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde_json::{Map, Value};
 
 use super::JournalEntry;
+use super::index::RootIndex;
 use super::oauth::TokenStore;
 use super::query::{EncodedQuery, compare};
 use super::rules::{apply_event_rules, apply_task_rules, write_fields};
@@ -25,6 +26,8 @@ pub(crate) struct WriteRefused {
 #[derive(Debug, Default)]
 pub(crate) struct Store {
     roots: HashMap<&'static str, Vec<Rec>>,
+    /// Equality indexes per root table, kept in step with `roots`.
+    indexes: HashMap<&'static str, RootIndex>,
     counters: HashMap<&'static str, u64>,
     pub(crate) tokens: TokenStore,
     pub(crate) denied_writes: HashSet<String>,
@@ -41,9 +44,58 @@ pub(crate) fn new_sys_id() -> String {
 }
 
 impl Store {
-    fn root_mut(&mut self, table: &str) -> Option<&mut Vec<Rec>> {
+    /// Append `rec` to the root table `root`, indexing it.
+    fn push(&mut self, root: &'static str, rec: Rec) {
+        let records = self.roots.entry(root).or_default();
+        self.indexes
+            .entry(root)
+            .or_default()
+            .add(records.len(), &rec);
+        records.push(rec);
+    }
+
+    /// Replace the record at `pos` of root table `root`, re-indexing it.
+    fn replace(&mut self, root: &'static str, pos: usize, rec: Rec) {
+        let Some(slot) = self.roots.get_mut(root).and_then(|recs| recs.get_mut(pos)) else {
+            return;
+        };
+        self.indexes
+            .entry(root)
+            .or_default()
+            .replace(pos, slot, &rec);
+        *slot = rec;
+    }
+
+    /// Records of `table` (descendant classes included) whose indexed
+    /// `field` is `value`, in insertion order; `None` when `field` is not
+    /// indexed. A superset: the caller still checks the field's value.
+    fn indexed(&self, table: &str, field: &str, value: &str) -> Option<Vec<(usize, &Rec)>> {
+        let Some(root) = schema::root_of(table) else {
+            return Some(Vec::new());
+        };
+        let (Some(records), Some(index)) = (self.roots.get(root), self.indexes.get(root)) else {
+            return Some(Vec::new());
+        };
+        let positions = index.lookup(field, value)?;
+        Some(
+            positions
+                .iter()
+                .filter_map(|pos| records.get(*pos).map(|rec| (*pos, rec)))
+                .filter(|(_, r)| {
+                    r.get("sys_class_name")
+                        .is_some_and(|class| schema::extends(class, table))
+                })
+                .collect(),
+        )
+    }
+
+    /// Root table and position of the first record of `table` with `sys_id`.
+    fn position(&self, table: &str, sys_id: &str) -> Option<(&'static str, usize)> {
         let root = schema::root_of(table)?;
-        Some(self.roots.entry(root).or_default())
+        self.indexed(table, "sys_id", sys_id)?
+            .into_iter()
+            .find(|(_, r)| r.get("sys_id").is_some_and(|id| id == sys_id))
+            .map(|(pos, _)| (root, pos))
     }
 
     /// Records of `table` (descendant classes included), in insertion order.
@@ -66,17 +118,8 @@ impl Store {
 
     /// One record of `table` by sys_id.
     pub(crate) fn record(&self, table: &str, sys_id: &str) -> Option<&Rec> {
-        self.records(table)
-            .into_iter()
-            .find(|r| r.get("sys_id").is_some_and(|id| id == sys_id))
-    }
-
-    fn record_mut(&mut self, table: &str, sys_id: &str) -> Option<&mut Rec> {
-        self.root_mut(table)?.iter_mut().find(|r| {
-            r.get("sys_id").is_some_and(|id| id == sys_id)
-                && r.get("sys_class_name")
-                    .is_some_and(|class| schema::extends(class, table))
-        })
+        let (root, pos) = self.position(table, sys_id)?;
+        self.roots.get(root)?.get(pos)
     }
 
     /// The value of a (possibly dot-walked) field of a record of `table`.
@@ -128,13 +171,34 @@ impl Store {
     /// Invalid parts (unknown fields, unparseable conditions) are dropped and
     /// the rest filters, unless `strict` (the instance property
     /// `glide.invalid_query.returns_no_rows=true`), which returns no rows.
-    pub(crate) fn query(&self, table: &str, mut query: EncodedQuery, strict: bool) -> Vec<&Rec> {
+    pub(crate) fn query(&self, table: &str, query: EncodedQuery, strict: bool) -> Vec<&Rec> {
+        self.query_with(table, query, strict, true)
+    }
+
+    /// [`Store::query`], reading candidates from an index when the query
+    /// requires `field=value` on an indexed field and `use_index`, else
+    /// scanning every record of `table`. Both give the same rows.
+    fn query_with(
+        &self,
+        table: &str,
+        mut query: EncodedQuery,
+        strict: bool,
+        use_index: bool,
+    ) -> Vec<&Rec> {
         query.retain_fields(|f| Self::valid_path(table, f));
         if strict && query.had_invalid_part {
             return Vec::new();
         }
-        let mut rows: Vec<&Rec> = self
-            .records(table)
+        let candidates = use_index
+            .then(|| {
+                query
+                    .required_equalities()
+                    .find_map(|cond| self.indexed(table, &cond.field, &cond.value))
+            })
+            .flatten()
+            .map(|found| found.into_iter().map(|(_, rec)| rec).collect::<Vec<_>>())
+            .unwrap_or_else(|| self.records(table));
+        let mut rows: Vec<&Rec> = candidates
             .into_iter()
             .filter(|r| query.matches(|f| self.value_of(table, r, f)))
             .collect();
@@ -233,14 +297,14 @@ impl Store {
             self.process_event(&mut rec, user);
         }
         apply_task_rules(&class, &mut rec, &now, &self.user_sys_id(user))?;
-        let Some(root) = self.root_mut(&class) else {
+        let Some(root) = schema::root_of(&class) else {
             return Err(WriteRefused {
                 status: 400,
                 message: format!("Invalid table {table}"),
                 detail: String::new(),
             });
         };
-        root.push(rec);
+        self.push(root, rec);
         for (element, value) in journal {
             self.add_journal(&class, &sys_id, &element, &value, user);
         }
@@ -259,14 +323,15 @@ impl Store {
         let severity = get("severity");
         let closing = severity == "0" || get("resolution_state") == "Closing";
         let now = now_string();
-        let existing = self.roots.get_mut("em_alert").and_then(|alerts| {
-            alerts
-                .iter_mut()
-                .rev()
-                .find(|a| a.get("message_key") == Some(&key))
-        });
+        let existing = self
+            .indexed("em_alert", "message_key", &key)
+            .unwrap_or_default()
+            .into_iter()
+            .rev()
+            .find(|(_, a)| a.get("message_key") == Some(&key))
+            .map(|(pos, alert)| (pos, alert.clone()));
         let alert_id = match existing {
-            Some(alert) => {
+            Some((pos, mut alert)) => {
                 let state = alert.get("state").cloned().unwrap_or_default();
                 let new_state = match (closing, state.as_str()) {
                     (true, _) => "Closed",
@@ -279,7 +344,9 @@ impl Store {
                 }
                 alert.insert("last_remote_time".to_owned(), get("time_of_event"));
                 alert.insert("sys_updated_on".to_owned(), now);
-                alert.get("sys_id").cloned()
+                let id = alert.get("sys_id").cloned();
+                self.replace("em_alert", pos, alert);
+                id
             }
             None if closing => None,
             None => {
@@ -334,7 +401,10 @@ impl Store {
         user: &str,
     ) -> Result<Option<()>, WriteRefused> {
         let user_id = self.user_sys_id(user);
-        let Some(current) = self.record_mut(table, sys_id) else {
+        let Some((root, pos)) = self.position(table, sys_id) else {
+            return Ok(None);
+        };
+        let Some(current) = self.roots.get(root).and_then(|recs| recs.get(pos)) else {
             return Ok(None);
         };
         let class = current
@@ -371,7 +441,7 @@ impl Store {
         updated.insert("sys_mod_count".to_owned(), (mods + 1).to_string());
         updated.insert("sys_updated_on".to_owned(), now);
         updated.insert("sys_updated_by".to_owned(), user.to_owned());
-        *current = updated;
+        self.replace(root, pos, updated);
         for (element, value) in journal {
             self.add_journal(&class, sys_id, &element, &value, user);
         }
@@ -380,16 +450,24 @@ impl Store {
 
     /// Delete a record; `false` when it does not exist.
     pub(crate) fn delete(&mut self, table: &str, sys_id: &str) -> bool {
-        let Some(root) = self.root_mut(table) else {
+        let Some(root) = schema::root_of(table) else {
             return false;
         };
-        let before = root.len();
-        root.retain(|r| {
+        let Some(records) = self.roots.get_mut(root) else {
+            return false;
+        };
+        let before = records.len();
+        records.retain(|r| {
             !(r.get("sys_id").is_some_and(|id| id == sys_id)
                 && r.get("sys_class_name")
                     .is_some_and(|class| schema::extends(class, table)))
         });
-        root.len() != before
+        if records.len() == before {
+            return false;
+        }
+        // Positions after the deleted ones shifted: rebuild (deletes are rare).
+        self.indexes.insert(root, RootIndex::build(records));
+        true
     }
 
     fn add_journal(
@@ -417,13 +495,15 @@ impl Store {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        self.roots.entry("sys_journal_field").or_default().push(rec);
+        self.push("sys_journal_field", rec);
     }
 
     /// Journal entries written on record `element_id`, oldest first.
     pub(crate) fn journal(&self, element_id: &str) -> Vec<JournalEntry> {
-        self.records("sys_journal_field")
+        self.indexed("sys_journal_field", "element_id", element_id)
+            .unwrap_or_default()
             .into_iter()
+            .map(|(_, r)| r)
             .filter(|r| r.get("element_id").is_some_and(|id| id == element_id))
             .map(|r| {
                 let get = |k: &str| r.get(k).cloned().unwrap_or_default();
@@ -519,6 +599,144 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    fn ids(rows: &[&Rec]) -> Vec<String> {
+        rows.iter().map(|r| r["sys_id"].clone()).collect()
+    }
+
+    #[test]
+    fn indexed_queries_match_the_scan() {
+        let mut s = Store::default();
+        let mut incidents = Vec::new();
+        for i in 0..40 {
+            let mut fields = json!({
+                "short_description": format!("alert {i}"),
+                "correlation_id": format!("corr-{}", i % 7),
+                "impact": (i % 3) + 1,
+                "urgency": (i % 2) + 2,
+            });
+            if i % 5 == 0 {
+                fields["correlation_id"] = json!("");
+            }
+            let id = s.insert("incident", &obj(fields), "admin").unwrap();
+            incidents.push(id);
+        }
+        s.insert(
+            "task",
+            &obj(json!({"short_description": "p", "correlation_id": "corr-1"})),
+            "admin",
+        )
+        .unwrap();
+        // Updates that move records between index keys, resolve some, and a delete.
+        for (n, id) in incidents.iter().enumerate().step_by(3) {
+            s.update(
+                "incident",
+                id,
+                &obj(json!({"correlation_id": format!("moved-{}", n % 4)})),
+                "admin",
+            )
+            .unwrap()
+            .unwrap();
+        }
+        for id in incidents.iter().step_by(4) {
+            s.update(
+                "incident",
+                id,
+                &obj(json!({"state": "6", "close_code": "Solution provided", "close_notes": "ok"})),
+                "admin",
+            )
+            .unwrap()
+            .unwrap();
+        }
+        s.update(
+            "incident",
+            &incidents[2],
+            &obj(json!({"number": "INC0010001"})),
+            "admin",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(s.delete("incident", &incidents[10]));
+        for key in ["k1", "k2", "k1", "k3"] {
+            s.insert(
+                "em_event",
+                &obj(json!({"message_key": key, "source": "azure", "severity": "2", "node": "vm"})),
+                "admin",
+            )
+            .unwrap();
+        }
+        s.insert(
+            "em_event",
+            &obj(json!({"message_key": "k1", "source": "azure", "severity": "0", "node": "vm"})),
+            "admin",
+        )
+        .unwrap();
+
+        let queries = [
+            ("incident", "correlation_id=corr-1^active=true"),
+            (
+                "incident",
+                "correlation_id=corr-1^active=true^ORDERBYDESCnumber",
+            ),
+            ("incident", "correlation_id=moved-0^ORcorrelation_id=corr-2"),
+            (
+                "incident",
+                "correlation_id=moved-1^active=true^ORactive=false^ORDERBYimpact",
+            ),
+            ("incident", "correlation_id!=corr-3^active=true"),
+            ("incident", "correlation_id=corr-4^state!=6"),
+            ("incident", "correlation_id=^active=true"),
+            ("incident", "correlation_id=corr-2^NQcorrelation_id=moved-2"),
+            (
+                "incident",
+                "active=true^correlation_id=corr-5^ORDERBYDESCsys_created_on^ORDERBYnumber",
+            ),
+            ("incident", "number=INC0010001"),
+            ("incident", "number=INC0010003^ORnumber=INC0010004"),
+            ("incident", "correlation_id=nothing"),
+            ("incident", "correlation_idd=corr-1^active=true"),
+            ("incident", "correlation_id=corr-6^bogus=1"),
+            (
+                "incident",
+                "short_descriptionLIKEalert 1^correlation_id=corr-1",
+            ),
+            ("task", "correlation_id=corr-1"),
+            ("incident", "correlation_id=corr-1^ORDERBYsys_class_name"),
+            ("incident", &format!("sys_id={}", incidents[5])),
+            ("incident", &format!("sys_id={}", incidents[10])),
+            ("em_alert", "message_key=k1"),
+            ("em_alert", "message_key=k2^state=Open"),
+            ("em_event", "message_key=k1^ORDERBYDESCseverity"),
+            ("sys_journal_field", "element_id=nothing"),
+        ];
+        let mut non_empty = 0;
+        for (table, q) in queries {
+            for strict in [false, true] {
+                let indexed = s.query_with(table, EncodedQuery::parse(q), strict, true);
+                let scanned = s.query_with(table, EncodedQuery::parse(q), strict, false);
+                assert_eq!(
+                    ids(&indexed),
+                    ids(&scanned),
+                    "{table}: {q} (strict {strict})"
+                );
+                non_empty += usize::from(!indexed.is_empty());
+            }
+        }
+        assert!(
+            non_empty > 20,
+            "queries must exercise non-empty results: {non_empty}"
+        );
+        for id in &incidents {
+            let scanned = s
+                .records("task")
+                .into_iter()
+                .find(|r| r.get("sys_id") == Some(id));
+            assert_eq!(s.record("task", id), scanned);
+        }
+        let alerts = s.query("em_alert", EncodedQuery::parse("message_key=k1"), false);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0]["state"], "Closed");
     }
 
     #[test]
