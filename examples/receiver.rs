@@ -198,7 +198,20 @@ async fn run_demo(backend: DemoBackend) -> Result<(), String> {
         .map_err(|e| format!("demo verifier: {e}"))?;
     let gate = ConnectionGate::new("demo", verifier, [DEMO_TENANT]);
     let (connection, emulator) = demo_connection(backend).await?;
-    let engine = open_engine(&data_dir, vec![connection], EngineOptions::default()).await?;
+    let store_dir = match backend {
+        DemoBackend::Mock => data_dir.clone(),
+        DemoBackend::ServiceNow => {
+            // The emulator keeps its incidents in memory: a store left from an earlier run would
+            // point at incidents that no longer exist (and treat the samples as redeliveries).
+            let dir = data_dir.join("servicenow-demo");
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .map_err(|e| format!("cannot reset {}: {e}", dir.display()))?;
+            }
+            dir
+        }
+    };
+    let engine = open_engine(&store_dir, vec![connection], EngineOptions::default()).await?;
     let state = AppState::new(engine.clone(), vec![gate]);
 
     let listener = match TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], DEMO_PORT))).await {
@@ -234,8 +247,8 @@ async fn run_demo(backend: DemoBackend) -> Result<(), String> {
         ),
         Some(sn) => {
             println!(
-                "  store: {}, backend: ServiceNow emulator at {}, tokens: demo issuer",
-                data_dir.display(),
+                "  store: {} (fresh each run), backend: ServiceNow emulator at {}, tokens: demo issuer",
+                store_dir.display(),
                 sn.base_url()
             );
             println!(
@@ -253,8 +266,12 @@ async fn run_demo(backend: DemoBackend) -> Result<(), String> {
     println!("then resolve it with:");
     println!("  cargo run --example send-alert -- examples/payloads/metric-resolved.json");
     println!("and see what happened with:");
+    let data_dir_arg = match backend {
+        DemoBackend::Mock => String::new(),
+        DemoBackend::ServiceNow => format!("--data-dir {} ", store_dir.display()),
+    };
     println!(
-        "  cargo run --example admin -- history /subscriptions/aaaa0a0a-bb1b-cc2c-dd3d-eeeeee4e4e4e/providers/Microsoft.AlertsManagement/alerts/eeeeeeee-4444-5555-6666-ffffffffffff"
+        "  cargo run --example admin -- {data_dir_arg}history /subscriptions/aaaa0a0a-bb1b-cc2c-dd3d-eeeeee4e4e4e/providers/Microsoft.AlertsManagement/alerts/eeeeeeee-4444-5555-6666-ffffffffffff"
     );
     println!();
 
