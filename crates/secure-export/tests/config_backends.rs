@@ -166,4 +166,17 @@ fallback_ci = "OI-FALLBACK"
     .await;
     assert_eq!(bmc.entries("HPD:Help Desk").len(), 1);
     assert!(engine.dead_letters().await.unwrap().is_empty());
+    // The CMDB lookup and the connector share one AR-JWT session: a single login.
+    let cmdb_calls = bmc
+        .calls()
+        .iter()
+        .filter(|c| c.path.starts_with("/api/cmdb/"))
+        .count();
+    assert!(cmdb_calls > 0, "the binder should have queried the CMDB");
+    let logins = bmc
+        .calls()
+        .iter()
+        .filter(|c| c.path == "/api/jwt/login")
+        .count();
+    assert_eq!(logins, 1);
 }

@@ -231,7 +231,7 @@ fn bmc(
     at: &str,
     http: &reqwest::Client,
 ) -> Result<(Arc<dyn ItsmConnector>, Option<Arc<dyn CmdbLookup>>), ConfigError> {
-    use secure_export_bmc::{BmcCmdb, BmcConfig, BmcConnector};
+    use secure_export_bmc::{BmcConfig, BmcConnector};
     let key = format!("{at}.bmc");
     let Some(section) = &conn.bmc else {
         return Err(ConfigError::invalid(key, "missing section"));
@@ -247,12 +247,10 @@ fn bmc(
     if let Some(timeout) = section.timeout {
         config.timeout = timeout;
     }
-    let cmdb: Arc<dyn CmdbLookup> = Arc::new(
-        BmcCmdb::new(config.clone(), http.clone())
-            .map_err(|e| ConfigError::invalid(&key, e.to_string()))?,
-    );
     let connector = BmcConnector::new(config, http.clone())
         .map_err(|e| ConfigError::invalid(&key, e.to_string()))?;
+    // The CMDB lookup shares the connector's AR-JWT session: one login, not two.
+    let cmdb: Arc<dyn CmdbLookup> = Arc::new(connector.cmdb());
     Ok((Arc::new(connector), Some(cmdb)))
 }
 
