@@ -20,10 +20,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use secure_export::config::{Config, config_path_from_args};
+use secure_export::config::{Config, ServerConfig, config_path_from_args};
 use secure_export::engine::{ConnectionRuntime, Engine, EngineOptions};
 use secure_export::metrics::Metrics;
-use secure_export::store::SqliteStore;
 use secure_export_itsm::mock::MockConnector;
 
 const USAGE: &str = "usage: admin [--config FILE | --data-dir DIR] \
@@ -143,7 +142,7 @@ fn parse_id(text: &str) -> Result<i64, String> {
 }
 
 async fn open(config_path: Option<PathBuf>, data_dir: Option<PathBuf>) -> Result<Engine, String> {
-    let (dir, connections, options) = match config_path {
+    let (mut server, connections, options) = match config_path {
         Some(path) => {
             let config = Config::load(&path).map_err(|e| e.to_string())?;
             let http = reqwest::Client::builder()
@@ -151,11 +150,7 @@ async fn open(config_path: Option<PathBuf>, data_dir: Option<PathBuf>) -> Result
                 .build()
                 .map_err(|e| format!("HTTP client: {e}"))?;
             let runtime = config.build_runtime(&http).map_err(|e| e.to_string())?;
-            (
-                data_dir.unwrap_or_else(|| config.server.data_dir.clone()),
-                runtime.connections,
-                runtime.engine_options,
-            )
+            (config.server, runtime.connections, runtime.engine_options)
         }
         None => {
             let demo = ConnectionRuntime {
@@ -166,19 +161,25 @@ async fn open(config_path: Option<PathBuf>, data_dir: Option<PathBuf>) -> Result
                 mapping: Default::default(),
             };
             (
-                data_dir.unwrap_or_else(|| PathBuf::from("./data")),
+                ServerConfig::default(),
                 vec![demo],
                 EngineOptions::default(),
             )
         }
     };
-    if !dir.exists() {
-        return Err(format!("data directory {} does not exist", dir.display()));
+    if let Some(dir) = data_dir {
+        server.data_dir = dir;
     }
-    let store = SqliteStore::open(&dir)
-        .await
-        .map_err(|e| format!("cannot open the store in {}: {e}", dir.display()))?;
-    Engine::new(Arc::new(store), connections, options, Metrics::new())
+    // The configured store: PostgreSQL when the config names one, else SQLite in the data
+    // directory, which must already exist (an admin command never creates an empty store).
+    if server.database_url.is_none() && !server.data_dir.exists() {
+        return Err(format!(
+            "data directory {} does not exist",
+            server.data_dir.display()
+        ));
+    }
+    let store = server.open_store().await.map_err(|e| e.to_string())?;
+    Engine::new(store, connections, options, Metrics::new())
         .await
         .map_err(|e| format!("engine: {e}"))
 }

@@ -23,11 +23,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use secure_export::config::{Config, config_path_from_args};
+use secure_export::config::{Config, ServerConfig, config_path_from_args};
 use secure_export::engine::{ConnectionRuntime, Engine, EngineOptions};
 use secure_export::metrics::Metrics;
 use secure_export::router::{AppState, ConnectionGate, router};
-use secure_export::store::SqliteStore;
 use secure_export_aad::test_util::TestIssuer;
 use secure_export_cmdb::{BinderBuilder, Strategy};
 use secure_export_emulator::servicenow::{ServiceNowEmulator, ServiceNowOptions};
@@ -310,15 +309,10 @@ async fn open_engine(
     connections: Vec<ConnectionRuntime>,
     options: EngineOptions,
 ) -> Result<Engine, String> {
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| format!("server.data_dir: cannot create {}: {e}", data_dir.display()))?;
-    let store = SqliteStore::open(data_dir).await.map_err(|e| {
-        format!(
-            "server.data_dir: cannot open the store in {}: {e}",
-            data_dir.display()
-        )
-    })?;
-    Engine::new(Arc::new(store), connections, options, Metrics::new())
+    let mut server = ServerConfig::default();
+    server.data_dir = data_dir.to_path_buf();
+    let store = server.open_store().await.map_err(|e| e.to_string())?;
+    Engine::new(store, connections, options, Metrics::new())
         .await
         .map_err(|e| format!("engine: {e}"))
 }
