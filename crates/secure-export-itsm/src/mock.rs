@@ -3,7 +3,7 @@
 //! It is what the receiver uses by default (demo mode) and what tests use to assert the lifecycle
 //! without a network.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -65,6 +65,9 @@ pub struct MockTicket {
 #[derive(Debug, Default)]
 struct Inner {
     tickets: BTreeMap<String, MockTicket>,
+    /// Ticket ids by correlation id, in creation order (`find_open` is a lookup, not a scan:
+    /// the load harness creates tens of thousands of tickets).
+    by_correlation: HashMap<String, Vec<String>>,
     calls: Vec<MockCall>,
     script: VecDeque<(Option<MockOp>, ItsmError)>,
     next_number: u64,
@@ -126,11 +129,10 @@ impl MockConnector {
     /// Every ticket created with this correlation id (open or not).
     #[must_use]
     pub fn tickets_for(&self, correlation_id: &str) -> Vec<MockTicket> {
-        self.lock()
-            .tickets
-            .values()
-            .filter(|t| t.item.correlation_id == correlation_id)
-            .cloned()
+        let inner = self.lock();
+        inner
+            .ids_for(correlation_id)
+            .filter_map(|id| inner.tickets.get(id).cloned())
             .collect()
     }
 
@@ -178,6 +180,16 @@ impl MockConnector {
     }
 }
 
+impl Inner {
+    /// The ids of the tickets created with this correlation id, oldest first.
+    fn ids_for<'a>(&'a self, correlation_id: &str) -> impl Iterator<Item = &'a String> + 'a {
+        self.by_correlation
+            .get(correlation_id)
+            .into_iter()
+            .flatten()
+    }
+}
+
 fn not_found(id: &str) -> ItsmError {
     ItsmError::NotFound {
         backend: "mock",
@@ -200,6 +212,11 @@ impl ItsmConnector for MockConnector {
             number: Some(format!("MOCK{n:07}")),
             url: Some(format!("mock://tickets/mock-{n:06}")),
         };
+        inner
+            .by_correlation
+            .entry(item.correlation_id.clone())
+            .or_default()
+            .push(reference.id.clone());
         inner.tickets.insert(
             reference.id.clone(),
             MockTicket {
@@ -218,9 +235,9 @@ impl ItsmConnector for MockConnector {
     async fn find_open(&self, correlation_id: &str) -> Result<Option<WorkItemRef>, ItsmError> {
         let inner = self.begin(MockOp::FindOpen, correlation_id)?;
         Ok(inner
-            .tickets
-            .values()
-            .find(|t| t.item.correlation_id == correlation_id && t.state.is_open())
+            .ids_for(correlation_id)
+            .filter_map(|id| inner.tickets.get(id))
+            .find(|t| t.state.is_open())
             .map(|t| t.reference.clone()))
     }
 
