@@ -5,6 +5,7 @@
 //! cargo bench -p secure-export --bench load -- load            # only the load run
 //! cargo bench -p secure-export --bench load -- storm           # only the storm run
 //! LOAD_CLIENTS=64 LOAD_SECS=5 STORM_ALERTS=10000 STORM_RATE=1000 cargo bench ... -- storm
+//! LOAD_SYNC=normal cargo bench -p secure-export --bench load -- load   # SQLite synchronous=NORMAL
 //! ```
 //!
 //! **Load**: N concurrent clients post the metric sample (a fresh alert id per request, so every
@@ -28,7 +29,7 @@ use axum::routing::post;
 use secure_export::engine::{ConnectionRuntime, Engine, EngineOptions};
 use secure_export::metrics::Metrics;
 use secure_export::router::{AppState, ConnectionGate, router};
-use secure_export::store::SqliteStore;
+use secure_export::store::{SqliteOptions, SqliteStore, Synchronous};
 use secure_export_aad::test_util::TestIssuer;
 use secure_export_emulator::servicenow::{ServiceNowEmulator, ServiceNowOptions};
 use secure_export_itsm::ItsmConnector;
@@ -92,7 +93,18 @@ struct Server {
 async fn start_server(connector: Arc<dyn ItsmConnector>, options: EngineOptions) -> Server {
     let issuer = TestIssuer::start(TENANT).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).await.unwrap();
+    // LOAD_SYNC=normal measures `synchronous = NORMAL` (no fsync per commit) for comparison.
+    let synchronous = match std::env::var("LOAD_SYNC").as_deref() {
+        Ok("normal") => Synchronous::Normal,
+        _ => Synchronous::Full,
+    };
+    let sqlite_options = SqliteOptions {
+        synchronous,
+        ..SqliteOptions::default()
+    };
+    let store = SqliteStore::open_with(dir.path(), sqlite_options)
+        .await
+        .unwrap();
     let verifier = issuer.verifier_builder([AUDIENCE]).build().unwrap();
     verifier.warm_up().await.unwrap();
     let gate = ConnectionGate::new("bench", verifier, [TENANT]);
@@ -244,7 +256,12 @@ async fn load_run() {
     let left = server.engine.queue_depth().await.unwrap();
     workers.shutdown().await;
     println!(
-        "\n## load: {clients} clients, {secs} s per route, mock backend ({workers_n} workers), SQLite (tempdir)\n"
+        "\n## load: {clients} clients, {secs} s per route, mock backend ({workers_n} workers), SQLite synchronous={} (tempdir)\n",
+        if std::env::var("LOAD_SYNC").as_deref() == Ok("normal") {
+            "NORMAL"
+        } else {
+            "FULL"
+        }
     );
     println!("| route | requests | non-202 | req/s | p50 ms | p99 ms |");
     println!("|---|---|---|---|---|---|");

@@ -103,7 +103,8 @@ pub struct EngineOptions {
     pub poll_interval: Duration,
     /// Timeout of each ITSM call.
     pub call_timeout: Duration,
-    /// Most deliveries committed in one group-commit transaction.
+    /// Most deliveries in one batch of the accept batching stage (stores that do not group
+    /// commits themselves).
     pub max_batch: usize,
     /// How often the auto-close sweep and gauge refresh run.
     pub housekeeping_interval: Duration,
@@ -233,7 +234,8 @@ pub(crate) struct Inner {
     pub(crate) connections: BTreeMap<String, Arc<Conn>>,
     pub(crate) options: EngineOptions,
     pub(crate) metrics: Metrics,
-    writer: mpsc::Sender<WriteRequest>,
+    /// The batching stage in front of the store; `None` when the store groups commits itself.
+    writer: Option<mpsc::Sender<WriteRequest>>,
     /// Approximate outbox depth (resynchronized from the store by housekeeping).
     pub(crate) depth: AtomicI64,
     /// Per-correlation-key locks (keys of `ci` mode can be shared by jobs of different order keys).
@@ -260,7 +262,8 @@ impl fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Builds the engine and starts its group-commit writer. Workers start with
+    /// Builds the engine and, for a store that does not group commits itself (see
+    /// [`Store::groups_commits`]), starts the stage that batches accepts. Workers start with
     /// [`start_workers`](Self::start_workers).
     pub async fn new(
         store: Arc<dyn Store>,
@@ -295,13 +298,18 @@ impl Engine {
         }
         let depth = store.queue_depth().await?;
         let dead = store.dead_letter_count().await?;
-        let (writer, rx) = mpsc::channel(options.max_batch.saturating_mul(4));
-        tokio::spawn(group_commit(
-            store.clone(),
-            rx,
-            options.max_batch,
-            metrics.clone(),
-        ));
+        let writer = if store.groups_commits() {
+            None
+        } else {
+            let (writer, rx) = mpsc::channel(options.max_batch.saturating_mul(4));
+            tokio::spawn(group_commit(
+                store.clone(),
+                rx,
+                options.max_batch,
+                metrics.clone(),
+            ));
+            Some(writer)
+        };
         metrics.set_gauge("secure_export_queue_depth", &[], depth as f64);
         metrics.set_gauge("secure_export_dead_letters", &[], dead as f64);
         let inner = Inner {
@@ -365,27 +373,41 @@ impl Engine {
             raw_body: raw_body.to_vec(),
             received_at: now,
         };
-        let (reply, wait) = oneshot::channel();
-        let unavailable = |m: &str| AcceptError::Unavailable(m.to_owned());
-        if inner
-            .writer
-            .send(WriteRequest { delivery, reply })
-            .await
-            .is_err()
-        {
-            self.count_delivery(connection, "rejected", "unavailable");
-            return Err(unavailable("store writer stopped"));
-        }
-        let outcome = match wait.await {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(e)) => {
+        let outcome = match &inner.writer {
+            Some(writer) => {
+                let (reply, wait) = oneshot::channel();
+                if writer.send(WriteRequest { delivery, reply }).await.is_err() {
+                    Err(None)
+                } else {
+                    match wait.await {
+                        Ok(result) => result.map_err(Some),
+                        Err(_) => Err(None),
+                    }
+                }
+            }
+            // The store groups concurrent commits itself: no batching stage in between.
+            None => inner
+                .store
+                .accept_batch(std::slice::from_ref(&delivery))
+                .await
+                .and_then(|mut outcomes| match (outcomes.pop(), outcomes.is_empty()) {
+                    (Some(outcome), true) => Ok(outcome),
+                    _ => Err(StoreError::Corrupt(
+                        "store answered a wrong number of outcomes for one delivery".to_owned(),
+                    )),
+                })
+                .map_err(Some),
+        };
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(Some(e)) => {
                 self.count_delivery(connection, "rejected", "unavailable");
                 tracing::warn!(event = "accept.store_failed", connection, error = %e);
                 return Err(AcceptError::Unavailable(e.to_string()));
             }
-            Err(_) => {
+            Err(None) => {
                 self.count_delivery(connection, "rejected", "unavailable");
-                return Err(unavailable("store writer stopped"));
+                return Err(AcceptError::Unavailable("store writer stopped".to_owned()));
             }
         };
         match outcome {
@@ -633,7 +655,8 @@ impl Engine {
 /// is already queued in the store (whose own writer may merge them into one transaction).
 const BATCHES_IN_FLIGHT: usize = 4;
 
-/// The group-commit writer: batches concurrent accepts into one transaction and answers each
+/// The batching stage for stores that do not group commits themselves (PostgreSQL): batches
+/// concurrent accepts into one transaction and answers each
 /// caller after the commit. Up to [`BATCHES_IN_FLIGHT`] batches are handed to the store at once,
 /// so accepts arriving during a commit do not wait for it to finish before being queued.
 async fn group_commit(

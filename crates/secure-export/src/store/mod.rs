@@ -294,6 +294,13 @@ pub trait Store: Send + Sync + Debug {
     /// Checks that the store answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// Whether the store commits concurrent writes together by itself (group commit). The
+    /// engine then hands each accept straight to [`accept_batch`](Self::accept_batch) instead
+    /// of batching accepts first. Default: `false`.
+    fn groups_commits(&self) -> bool {
+        false
+    }
+
     /// Records deliveries and their jobs in one durable transaction; one outcome per input, in
     /// order. Duplicates inside the batch are reported like earlier ones.
     async fn accept_batch(

@@ -537,6 +537,10 @@ fn upsert_correlation(conn: &Connection, c: &CorrelationRecord) -> Result<(), St
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn groups_commits(&self) -> bool {
+        true
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         // Through the writer: a store whose writer stopped is not ready.
         self.read_on_writer(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(err))
