@@ -390,6 +390,7 @@ impl Binder {
 
     async fn resolve_target(&self, target: &Target, deadline: tokio::time::Instant) -> Resolved {
         let mut attempts: Vec<String> = Vec::new();
+        let mut lookup_failed = false;
         for strategy in &self.inner.strategies {
             match strategy {
                 Strategy::ResourceId => {
@@ -401,7 +402,10 @@ impl Binder {
                             None => attempts
                                 .push("resource id: no CI has this Azure resource id".to_owned()),
                         },
-                        Err(failure) => attempts.push(format!("resource id: {failure}")),
+                        Err(failure) => {
+                            lookup_failed = true;
+                            attempts.push(format!("resource id: {failure}"));
+                        }
                     }
                 }
                 Strategy::Name => {
@@ -439,7 +443,10 @@ impl Binder {
                                 }
                             }
                         }
-                        Err(failure) => attempts.push(format!("name: {failure}")),
+                        Err(failure) => {
+                            lookup_failed = true;
+                            attempts.push(format!("name: {failure}"));
+                        }
                     }
                 }
                 Strategy::StaticMap => {
@@ -460,6 +467,7 @@ impl Binder {
         Resolved::Unbound(Unmatched {
             target: target.label.clone(),
             reason,
+            lookup_failed,
         })
     }
 }
@@ -701,6 +709,7 @@ mod tests {
             unmatched.reason,
             "resource id: no CI has this Azure resource id; name: no CI named \"vm07\""
         );
+        assert!(!unmatched.lookup_failed, "nothing found is not a failure");
         // The negative answers are cached.
         binder.bind_candidates(candidates(&[&vm(7)], &[])).await;
         assert_eq!(cmdb.calls(), 2);
@@ -830,6 +839,7 @@ mod tests {
             "{reason}"
         );
         assert!(reason.contains("503"), "{reason}");
+        assert!(binding.lookup_failed(), "an error is not a miss");
         binder.bind_candidates(candidates(&[&vm(1)], &[])).await;
         assert_eq!(cmdb.calls(), 1, "failure cached for the failure TTL");
         assert_eq!(binder.cache_stats().failures, 1);

@@ -24,9 +24,19 @@ pub struct Unmatched {
     pub target: String,
     /// Why it did not bind (what was tried and what each attempt answered).
     pub reason: String,
+    /// At least one lookup for it failed (error or timeout) rather than finding nothing: the
+    /// target may bind once the CMDB answers again.
+    #[serde(default)]
+    pub lookup_failed: bool,
 }
 
 impl Binding {
+    /// Whether a lookup failed (rather than found nothing) for a target that did not bind.
+    #[must_use]
+    pub fn lookup_failed(&self) -> bool {
+        self.unmatched.iter().any(|u| u.lookup_failed)
+    }
+
     /// Whether at least one CI is bound.
     #[must_use]
     pub fn is_bound(&self) -> bool {
@@ -52,7 +62,11 @@ impl Binding {
     /// use secure_export_cmdb::{Binding, Unmatched};
     ///
     /// let binding = Binding {
-    ///     unmatched: vec![Unmatched { target: "web01".into(), reason: "name: no CI named 'web01'".into() }],
+    ///     unmatched: vec![Unmatched {
+    ///         target: "web01".into(),
+    ///         reason: "name: no CI named 'web01'".into(),
+    ///         lookup_failed: false,
+    ///     }],
     ///     ..Binding::default()
     /// };
     /// assert_eq!(

@@ -163,6 +163,7 @@ fn note(target: &str, reason: String, only_if_unbound: bool) -> Note {
         unmatched: Unmatched {
             target: target.to_owned(),
             reason,
+            lookup_failed: false,
         },
         only_if_unbound,
     }

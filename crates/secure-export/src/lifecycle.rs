@@ -83,6 +83,34 @@ impl FromStr for ClosedPolicy {
     }
 }
 
+/// When the outbox asks the backend for an open item with the correlation id before creating
+/// one (`docs/adr/0008-find-open-only-after-an-interrupted-create.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum FindOpenPolicy {
+    /// Only when an earlier attempt of the job reached the create call (the default): the job
+    /// records that durably before calling create, so a crash, a timeout or an ambiguous error
+    /// after it is followed by the check. One ITSM call per new item otherwise. `ci`
+    /// correlation always checks (its keys are shared by jobs of different order keys).
+    #[default]
+    WhenRetrying,
+    /// Before every create: also adopts open items this store has no record of (a restored
+    /// backup, a move to another store), at one more ITSM call per new item.
+    Always,
+}
+
+impl FromStr for FindOpenPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "when_retrying" => Ok(Self::WhenRetrying),
+            "always" => Ok(Self::Always),
+            other => Err(format!(
+                "unknown find-open policy {other:?}: expected \"when_retrying\" or \"always\""
+            )),
+        }
+    }
+}
+
 /// The lifecycle policy of one connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LifecyclePolicy {
@@ -95,6 +123,8 @@ pub struct LifecyclePolicy {
     /// Resolve items of alerts that never resolve (activity log, service health, resource
     /// health) this long after their last Fired; `None` (the default) leaves them open.
     pub auto_close_after: Option<Duration>,
+    /// When to ask the backend for an open item before creating one.
+    pub find_open_before_create: FindOpenPolicy,
 }
 
 impl Default for LifecyclePolicy {
@@ -104,6 +134,7 @@ impl Default for LifecyclePolicy {
             reopen_window: Duration::from_secs(24 * 3600),
             closed_by_person: ClosedPolicy::NewItem,
             auto_close_after: None,
+            find_open_before_create: FindOpenPolicy::WhenRetrying,
         }
     }
 }

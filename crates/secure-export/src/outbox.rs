@@ -35,7 +35,7 @@ use tokio::task::JoinSet;
 
 use crate::engine::{Conn, Engine};
 use crate::keys::{self, AlertFacts};
-use crate::lifecycle::{self, CorrelationMode, Decision, Event, TrackedState};
+use crate::lifecycle::{self, CorrelationMode, Decision, Event, FindOpenPolicy, TrackedState};
 use crate::mapping::{BindingSummary, Mapping, Unbound};
 use crate::store::{CorrelationRecord, Job, JobKind, NewAudit, StoreError};
 
@@ -221,6 +221,9 @@ enum Failure {
     },
     Store(StoreError),
     Invalid(String),
+    /// A CMDB lookup failed (not "nothing found") while binding a new item: retried like a
+    /// retryable backend error, except on the job's last attempt, which creates unbound.
+    CmdbUnavailable(String),
 }
 
 impl From<StoreError> for Failure {
@@ -271,40 +274,51 @@ async fn run_job(engine: &Engine, conn: &Conn, job: Job) {
         }
         Err(Failure::Invalid(reason)) => dead_letter(engine, conn, &job, &reason).await,
         Err(Failure::Itsm { operation, error }) => {
-            let opts = &engine.inner.options;
             let reason = format!("{operation}: {error}");
-            let now = opts.clock.now();
-            let age = (now - job.created_at).to_std().unwrap_or(Duration::ZERO);
-            let (delay, counted) = match error.retry_class() {
-                RetryClass::Permanent => {
-                    dead_letter(engine, conn, &job, &reason).await;
-                    return;
-                }
-                RetryClass::Throttled(wait) => {
-                    // `call` paused the backend already (shared limiter).
-                    (wait.max(backoff(0, opts.base_delay, opts.max_delay)), false)
-                }
-                RetryClass::Retryable => {
-                    (backoff(job.attempts, opts.base_delay, opts.max_delay), true)
-                }
-            };
-            let attempts = job.attempts + u32::from(counted);
-            if attempts >= opts.max_attempts || age >= opts.max_age {
-                let why =
-                    format!("retry budget exhausted after {attempts} attempts ({age:?}): {reason}");
-                dead_letter(engine, conn, &job, &why).await;
-                return;
-            }
-            let at = later(now, delay);
-            tracing::info!(event = "outbox.retry", connection = name, job = job.id, attempts, ?delay, error = %reason);
-            metrics.inc_counter(
-                "secure_export_jobs_total",
-                &[("connection", name), ("outcome", "retry")],
-            );
-            if let Err(e) = engine.inner.store.retry(&job, at, &reason, counted).await {
-                tracing::warn!(event = "outbox.retry_failed", connection = name, job = job.id, error = %e);
-            }
+            retry_later(engine, conn, &job, &reason, error.retry_class()).await;
         }
+        Err(Failure::CmdbUnavailable(reason)) => {
+            retry_later(engine, conn, &job, &reason, RetryClass::Retryable).await;
+        }
+    }
+}
+
+/// How long a new item waits for a CMDB whose lookups fail before it is created unbound.
+const CMDB_WAIT: Duration = Duration::from_secs(120);
+
+/// Schedules the next attempt of a failed job (or dead-letters it: permanent error, retry
+/// budget spent).
+async fn retry_later(engine: &Engine, conn: &Conn, job: &Job, reason: &str, class: RetryClass) {
+    let name = conn.rt.name.as_str();
+    let metrics = &engine.inner.metrics;
+    let opts = &engine.inner.options;
+    let now = opts.clock.now();
+    let age = (now - job.created_at).to_std().unwrap_or(Duration::ZERO);
+    let (delay, counted) = match class {
+        RetryClass::Permanent => {
+            dead_letter(engine, conn, job, reason).await;
+            return;
+        }
+        RetryClass::Throttled(wait) => {
+            // `call` paused the backend already (shared limiter).
+            (wait.max(backoff(0, opts.base_delay, opts.max_delay)), false)
+        }
+        RetryClass::Retryable => (backoff(job.attempts, opts.base_delay, opts.max_delay), true),
+    };
+    let attempts = job.attempts + u32::from(counted);
+    if attempts >= opts.max_attempts || age >= opts.max_age {
+        let why = format!("retry budget exhausted after {attempts} attempts ({age:?}): {reason}");
+        dead_letter(engine, conn, job, &why).await;
+        return;
+    }
+    let at = later(now, delay);
+    tracing::info!(event = "outbox.retry", connection = name, job = job.id, attempts, ?delay, error = %reason);
+    metrics.inc_counter(
+        "secure_export_jobs_total",
+        &[("connection", name), ("outcome", "retry")],
+    );
+    if let Err(e) = engine.inner.store.retry(job, at, reason, counted).await {
+        tracing::warn!(event = "outbox.retry_failed", connection = name, job = job.id, error = %e);
     }
 }
 
@@ -796,8 +810,11 @@ async fn apply(
     Ok(action)
 }
 
-/// Creates a work item, unless the backend already has an open one with the correlation id (a
-/// crash between an earlier create and its commit): that one is adopted.
+/// Creates a work item. When an earlier attempt of the job may already have created it (it
+/// reached the create call, see [`Job::create_started`]), the backend is asked first for an
+/// open item with the correlation id, and that one is adopted: a crash, timeout or ambiguous
+/// error between a create and its commit makes no duplicate. `ci` correlation and
+/// [`FindOpenPolicy::Always`] ask every time.
 async fn create_item(
     engine: &Engine,
     conn: &Conn,
@@ -808,11 +825,16 @@ async fn create_item(
 ) -> Result<(WorkItemRef, String), Failure> {
     let name = conn.rt.name.as_str();
     let itsm = conn.rt.connector.as_ref();
+    let policy = &conn.rt.policy;
     let correlation_id = keys::itsm_correlation_id(name, key);
-    if let Some(item) = call(engine, conn, "find_open", || {
-        itsm.find_open(&correlation_id)
-    })
-    .await?
+    let ask_first = job.create_started
+        || policy.correlation == CorrelationMode::Ci
+        || policy.find_open_before_create == FindOpenPolicy::Always;
+    if ask_first
+        && let Some(item) = call(engine, conn, "find_open", || {
+            itsm.find_open(&correlation_id)
+        })
+        .await?
     {
         let d = format!(
             "adopted open item {} found by correlation id {correlation_id}",
@@ -829,6 +851,15 @@ async fn create_item(
         .mapping
         .work_item(name, &correlation_id, facts, &binding)
         .map_err(|e| Failure::Invalid(e.to_string()))?;
+    if !job.create_started {
+        // Durable before the call: whatever happens to this attempt after it, the next one
+        // asks the backend first.
+        engine
+            .inner
+            .store
+            .mark_create_started(job, engine.inner.options.clock.now())
+            .await?;
+    }
     let item = call(engine, conn, "create", || itsm.create(&new)).await?;
     let d = format!("created {} ({})", item.display(), new.title);
     Ok((item, d))
@@ -839,10 +870,29 @@ async fn bind(engine: &Engine, conn: &Conn, job: &Job) -> Result<BindingSummary,
     let Some(binder) = &conn.rt.binder else {
         return Ok(BindingSummary::default());
     };
-    match parse_alert(engine, job).await? {
-        Some(alert) => Ok(summary(&binder.bind(&alert).await)),
-        None => Ok(BindingSummary::default()),
+    let Some(alert) = parse_alert(engine, job).await? else {
+        return Ok(BindingSummary::default());
+    };
+    let binding = binder.bind(&alert).await;
+    // A CMDB that failed to answer (rather than found nothing) is waited for like a backend
+    // that is down, so a short outage does not leave items without their CI; after
+    // `CMDB_WAIT` (or on the last attempt) the item is created unbound, with the reasons in
+    // its notes: a broken CMDB must not hold incidents back.
+    let opts = &engine.inner.options;
+    let age = (opts.clock.now() - job.created_at)
+        .to_std()
+        .unwrap_or(Duration::ZERO);
+    if binding.lookup_failed()
+        && job.attempts.saturating_add(1) < opts.max_attempts
+        && age < CMDB_WAIT.min(opts.max_age)
+    {
+        let reason = binding
+            .unmatched_note()
+            .unwrap_or_else(|| "CMDB lookup failed".to_owned())
+            .replace('\n', " ");
+        return Err(Failure::CmdbUnavailable(reason));
     }
+    Ok(summary(&binding))
 }
 
 #[cfg(test)]

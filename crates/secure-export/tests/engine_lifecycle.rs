@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use engine_support::{AlertSpec, Harness, fast_options, harness, harness_with, vm};
 use secure_export::engine::{Accepted, EngineOptions, ManualClock};
 use secure_export::keys;
-use secure_export::lifecycle::{ClosedPolicy, CorrelationMode, LifecyclePolicy};
+use secure_export::lifecycle::{ClosedPolicy, CorrelationMode, FindOpenPolicy, LifecyclePolicy};
 use secure_export_cmdb::{Binder, CiRecord, CiSource, CmdbLookup, LookupError};
 use secure_export_itsm::mock::MockOp;
 use secure_export_itsm::{ItsmConnector, NewWorkItem, Severity, WorkItemState};
@@ -182,10 +182,33 @@ async fn closed_by_a_person_new_item_or_note_only() {
 }
 
 #[tokio::test]
-async fn an_open_item_with_the_correlation_id_is_adopted_not_duplicated() {
+async fn a_first_create_makes_one_itsm_call() {
     let h = harness().await;
+    let workers = h.engine.start_workers();
+    step(&h, &AlertSpec::fired("one-call", "2024-05-01T10:00:00Z")).await;
+    assert_eq!(h.mock.tickets().len(), 1);
+    assert_eq!(h.mock.call_count(MockOp::Create), 1);
+    assert_eq!(
+        h.mock.call_count(MockOp::FindOpen),
+        0,
+        "no earlier attempt reached create: nothing to look for"
+    );
+    workers.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_find_open_always_an_unrecorded_open_item_is_adopted_not_duplicated() {
+    let h = harness_with(
+        |mut c| {
+            c.policy.find_open_before_create = FindOpenPolicy::Always;
+            c
+        },
+        fast_options(),
+    )
+    .await;
     let spec = AlertSpec::fired("adopt", "2024-05-01T10:00:00Z");
-    // As if a previous process created it and crashed before committing.
+    // Created by an earlier installation whose store this one does not have (a restored
+    // backup, a move to another store).
     let existing = h
         .mock
         .create(&NewWorkItem::new(corr_id(&spec), "earlier", Severity::Sev1))
@@ -422,5 +445,119 @@ async fn a_refused_resolve_of_an_item_a_person_closed_finishes_quietly() {
         h.engine.dead_letters().await.unwrap().len() == 1
     })
     .await;
+    workers.shutdown().await;
+}
+
+/// A CMDB that is down until `up` is set.
+#[derive(Debug, Default)]
+struct FlakyCmdb {
+    up: std::sync::atomic::AtomicBool,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+impl FlakyCmdb {
+    fn answer(&self) -> Result<Vec<CiRecord>, LookupError> {
+        use std::sync::atomic::Ordering;
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.up.load(Ordering::SeqCst) {
+            Ok(vec![CiRecord {
+                id: "ci-vm1".to_owned(),
+                name: "vm1".to_owned(),
+                class: None,
+                source: CiSource::ResourceId,
+            }])
+        } else {
+            Err(LookupError::Backend(secure_export_itsm::ItsmError::Http {
+                backend: "cmdb",
+                status: 503,
+                message: "down".to_owned(),
+                detail: None,
+                code: None,
+                retry_after: None,
+            }))
+        }
+    }
+}
+
+#[async_trait]
+impl CmdbLookup for FlakyCmdb {
+    async fn by_resource_id(&self, _: &str) -> Result<Vec<CiRecord>, LookupError> {
+        self.answer()
+    }
+    async fn by_name(&self, _: &str, _: Option<&str>) -> Result<Vec<CiRecord>, LookupError> {
+        self.answer()
+    }
+}
+
+async fn flaky_cmdb_harness(cmdb: Arc<FlakyCmdb>, clock: Arc<ManualClock>) -> Harness {
+    let binder = Binder::builder(cmdb)
+        .failure_ttl(Duration::ZERO)
+        .build()
+        .unwrap();
+    harness_with(
+        move |mut c| {
+            c.binder = Some(binder);
+            c
+        },
+        EngineOptions {
+            clock,
+            ..fast_options()
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_new_item_waits_for_a_cmdb_that_is_down_and_binds_when_it_is_back() {
+    let cmdb = Arc::new(FlakyCmdb::default());
+    let clock = Arc::new(ManualClock::new());
+    let h = flaky_cmdb_harness(cmdb.clone(), clock.clone()).await;
+    let workers = h.engine.start_workers();
+    h.send(&AlertSpec::fired("cmdb-down", "2024-05-01T10:00:00Z"))
+        .await;
+    let calls = || cmdb.calls.load(std::sync::atomic::Ordering::SeqCst);
+    // Two strategies (resource id, name) per attempt; each retry is due a moment later.
+    engine_support::wait_until("first attempt", || async { calls() >= 2 }).await;
+    clock.advance(Duration::from_secs(1));
+    engine_support::wait_until("second attempt", || async { calls() >= 4 }).await;
+    assert!(
+        h.mock.tickets().is_empty(),
+        "no item while the CMDB is down"
+    );
+    assert_eq!(h.mock.call_count(MockOp::Create), 0);
+    cmdb.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    clock.advance(Duration::from_secs(1));
+    h.drain().await;
+    let t = h.mock.tickets().remove(0);
+    assert_eq!(
+        t.item.cis.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        ["ci-vm1"]
+    );
+    workers.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_cmdb_down_for_long_does_not_hold_the_item_back() {
+    let cmdb = Arc::new(FlakyCmdb::default());
+    let clock = Arc::new(ManualClock::new());
+    let h = flaky_cmdb_harness(cmdb.clone(), clock.clone()).await;
+    let workers = h.engine.start_workers();
+    h.send(&AlertSpec::fired("cmdb-long", "2024-05-01T10:00:00Z"))
+        .await;
+    engine_support::wait_until("lookups retried", || async {
+        cmdb.calls.load(std::sync::atomic::Ordering::SeqCst) >= 2
+    })
+    .await;
+    // Past the CMDB wait: the item is created unbound, with the reason.
+    clock.advance(Duration::from_secs(180));
+    h.drain().await;
+    let t = h.mock.tickets().remove(0);
+    assert!(t.item.cis.is_empty());
+    assert!(
+        t.item.description.contains("cmdb lookup failed"),
+        "{}",
+        t.item.description
+    );
+    assert!(h.engine.dead_letters().await.unwrap().is_empty());
     workers.shutdown().await;
 }

@@ -121,13 +121,13 @@ async fn a_throttled_answer_pauses_the_whole_backend() {
     let h = harness().await;
     let wait = Duration::from_millis(200);
     h.mock
-        .fail_next(Some(MockOp::FindOpen), http(429, Some(wait)));
+        .fail_next(Some(MockOp::Create), http(429, Some(wait)));
     let workers = h.engine.start_workers();
     let started = Instant::now();
     h.send(&AlertSpec::fired("th1", "2024-05-01T10:00:00Z"))
         .await;
     engine_support::wait_until("throttled", || async {
-        h.mock.call_count(MockOp::FindOpen) >= 1
+        h.mock.call_count(MockOp::Create) >= 1
     })
     .await;
     // A different key arrives during the pause: it is not sent before the pause ends.
@@ -136,7 +136,7 @@ async fn a_throttled_answer_pauses_the_whole_backend() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     if started.elapsed() < wait {
         assert_eq!(
-            h.mock.call_count(MockOp::FindOpen),
+            h.mock.call_count(MockOp::Create),
             1,
             "no call during the pause"
         );

@@ -74,7 +74,7 @@ async fn throttled_answers_are_honoured_and_not_counted_as_attempts() {
     let h = harness_with(|c| c, options).await;
     let wait = Duration::from_millis(150);
     h.mock
-        .fail_times(Some(MockOp::FindOpen), 2, &http(429, Some(wait)));
+        .fail_times(Some(MockOp::Create), 2, &http(429, Some(wait)));
     let workers = h.engine.start_workers();
     let started = Instant::now();
     h.send(&AlertSpec::fired("slow", "2024-05-01T10:00:00Z"))
@@ -268,13 +268,15 @@ async fn crash_between_itsm_call_and_commit_makes_no_duplicate() {
     for s in &specs {
         h.send(s).await;
     }
-    // A worker claims the first job, creates the item and dies before committing.
+    // A worker claims the first job, records that it calls create (as the outbox does),
+    // creates the item and dies before committing.
     let now = chrono::Utc::now();
     let job = store
         .claim("default", 1, now, now + chrono::Duration::hours(1))
         .await
         .unwrap()
         .remove(0);
+    store.mark_create_started(&job, now).await.unwrap();
     let created = h
         .mock
         .create(&NewWorkItem::new(
@@ -489,6 +491,9 @@ impl Store for Poisoned {
     }
     async fn release(&self, j: &Job) -> Result<(), StoreError> {
         self.0.release(j).await
+    }
+    async fn mark_create_started(&self, job: &Job, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.0.mark_create_started(job, at).await
     }
     async fn dead_letter(&self, j: &Job, r: &str, at: DateTime<Utc>) -> Result<i64, StoreError> {
         self.0.dead_letter(j, r, at).await

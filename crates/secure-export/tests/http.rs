@@ -465,6 +465,9 @@ impl Store for FlakyStore {
     async fn release(&self, job: &Job) -> Result<(), StoreError> {
         self.inner.release(job).await
     }
+    async fn mark_create_started(&self, job: &Job, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.inner.mark_create_started(job, at).await
+    }
     async fn dead_letter(
         &self,
         job: &Job,

@@ -25,8 +25,10 @@ async fn setup() -> (Receiver, ServiceNowEmulator) {
     let config = ServiceNowConfig::new(sn.base_url(), Auth::basic(sn.username(), sn.password()))
         .with_timeout(Duration::from_secs(5));
     let connector = ServiceNowConnector::new(config, reqwest::Client::new()).unwrap();
+    // A short failure TTL: the outage test's retries look the CI up again soon.
     let binder = BinderBuilder::new(Arc::new(connector.cmdb()))
         .strategies(vec![Strategy::ResourceId, Strategy::Name])
+        .failure_ttl(Duration::from_millis(100))
         .build()
         .unwrap();
     let mut rt = runtime("sn", Arc::new(connector));

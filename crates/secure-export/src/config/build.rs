@@ -10,7 +10,7 @@ use secure_export_itsm::mock::MockConnector;
 
 use super::{BackendKind, CiSpec, CmdbSection, Config, ConfigError, ConnectionConfig};
 use crate::engine::{ConnectionRuntime, EngineOptions};
-use crate::lifecycle::{ClosedPolicy, CorrelationMode, LifecyclePolicy};
+use crate::lifecycle::{ClosedPolicy, CorrelationMode, FindOpenPolicy, LifecyclePolicy};
 use crate::mapping::Mapping;
 use crate::router::ConnectionGate;
 
@@ -151,6 +151,10 @@ fn connection_runtime(
             .parse::<ClosedPolicy>()
             .map_err(|e| ConfigError::invalid(key("closed_by_person"), e))?,
         auto_close_after: conn.auto_close_after,
+        find_open_before_create: conn
+            .find_open_before_create
+            .parse::<FindOpenPolicy>()
+            .map_err(|e| ConfigError::invalid(key("find_open_before_create"), e))?,
     };
     let mut mapping = Mapping::default();
     if let Some(template) = &conn.title_template {
@@ -314,6 +318,9 @@ fn binder(
         );
     if let Some(ttl) = cmdb.positive_ttl {
         builder = builder.positive_ttl(ttl);
+    }
+    if let Some(ttl) = cmdb.failure_ttl {
+        builder = builder.failure_ttl(ttl);
     }
     if let Some(ttl) = cmdb.negative_ttl {
         builder = builder.negative_ttl(ttl);

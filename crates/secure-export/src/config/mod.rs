@@ -329,6 +329,10 @@ pub struct ConnectionConfig {
     /// Auto-close alerts that never resolve (activity log, service/resource health) after this.
     #[serde(default, deserialize_with = "duration::deserialize_opt")]
     pub auto_close_after: Option<Duration>,
+    /// When to ask the backend for an open item before creating one: `when_retrying`
+    /// (default) or `always`.
+    #[serde(default = "default_find_open")]
+    pub find_open_before_create: String,
     /// Work item title template (minijinja); default: `[Sev1] <rule> - <resource>`.
     pub title_template: Option<String>,
     /// Extra work-item field templates, field name -> minijinja template.
@@ -434,6 +438,9 @@ pub struct CmdbSection {
     /// How long "not found" is cached.
     #[serde(default, deserialize_with = "duration::deserialize_opt")]
     pub negative_ttl: Option<Duration>,
+    /// How long a failed lookup (error, timeout) is cached.
+    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    pub failure_ttl: Option<Duration>,
     /// Deadline for one binding.
     #[serde(default, deserialize_with = "duration::deserialize_opt")]
     pub deadline: Option<Duration>,
@@ -516,6 +523,9 @@ fn default_reopen_window() -> Duration {
 fn default_closed_by_person() -> String {
     "new_item".to_owned()
 }
+fn default_find_open() -> String {
+    "when_retrying".to_owned()
+}
 fn default_sn_auth() -> String {
     "basic".to_owned()
 }
@@ -547,6 +557,8 @@ fn de_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error
 pub const CORRELATION_MODES: &[&str] = &["alert", "rule+target", "ci"];
 /// Values accepted in `connection[].closed_by_person`.
 pub const CLOSED_POLICIES: &[&str] = &["new_item", "note_only"];
+/// Values accepted in `connection[].find_open_before_create`.
+pub const FIND_OPEN_POLICIES: &[&str] = &["when_retrying", "always"];
 /// Strategies accepted in `connection[].cmdb.strategies`.
 pub const CMDB_STRATEGIES: &[&str] = &["resource_id", "name", "static_map", "fallback"];
 
@@ -701,6 +713,11 @@ impl ConnectionConfig {
             &self.closed_by_person,
             CLOSED_POLICIES,
             &key("closed_by_person"),
+        )?;
+        one_of(
+            &self.find_open_before_create,
+            FIND_OPEN_POLICIES,
+            &key("find_open_before_create"),
         )?;
         if self.auto_close_after.is_some_and(|d| d.is_zero()) {
             return Err(ConfigError::invalid(

@@ -40,6 +40,7 @@ pub async fn run_all(store: &dyn Store) {
     accept_is_idempotent(store).await;
     claim_orders_per_key(store).await;
     retry_and_lease_rules(store).await;
+    create_started_survives_retry_and_release(store).await;
     correlations_and_audit(store).await;
     dead_letters_and_replay(store).await;
     quarantine_roundtrip(store).await;
@@ -192,6 +193,30 @@ pub async fn retry_and_lease_rules(store: &dyn Store) {
     store.save(&j2, &[], &[], true).await.unwrap();
 }
 
+pub async fn create_started_survives_retry_and_release(store: &dyn Store) {
+    let c = "create-mark";
+    let now = Utc::now();
+    store
+        .accept_batch(&[delivery(c, "m1", "k", now)])
+        .await
+        .unwrap();
+    let j = store.claim(c, 1, now, lease(now)).await.unwrap().remove(0);
+    assert!(!j.create_started, "a new job has not called create");
+    store.mark_create_started(&j, now).await.unwrap();
+    store.mark_create_started(&j, now).await.unwrap();
+    store.release(&j).await.unwrap();
+    assert!(matches!(
+        store.mark_create_started(&j, now).await,
+        Err(StoreError::LeaseLost(_))
+    ));
+    let j = store.claim(c, 1, now, lease(now)).await.unwrap().remove(0);
+    assert!(j.create_started, "the mark survives a release");
+    store.retry(&j, now, "HTTP 503", true).await.unwrap();
+    let j = store.claim(c, 1, now, lease(now)).await.unwrap().remove(0);
+    assert!(j.create_started, "the mark survives a retry");
+    store.save(&j, &[], &[], true).await.unwrap();
+}
+
 pub async fn correlations_and_audit(store: &dyn Store) {
     let c = "corr";
     let now = DateTime::<Utc>::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap();
@@ -288,6 +313,10 @@ pub async fn dead_letters_and_replay(store: &dyn Store) {
     assert_eq!(store.dead_letter_count().await.unwrap(), before);
     let again = store.claim(c, 10, now, lease(now)).await.unwrap().remove(0);
     assert_eq!((again.alert_id.as_str(), again.attempts), ("alert-d1", 0));
+    assert!(
+        again.create_started,
+        "a replayed job asks the backend before creating (the dead one may have created)"
+    );
     store.save(&again, &[], &[], true).await.unwrap();
     let actions: Vec<_> = store
         .history("alert-d1")

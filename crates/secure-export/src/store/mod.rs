@@ -145,6 +145,9 @@ pub struct Job {
     pub lease_token: String,
     /// The last error, when retried.
     pub last_error: Option<String>,
+    /// An earlier attempt got as far as calling the backend's create
+    /// ([`Store::mark_create_started`]): the item may exist, so ask the backend first.
+    pub create_started: bool,
 }
 
 /// What the store remembers about one correlation key.
@@ -359,6 +362,11 @@ pub trait Store: Send + Sync + Debug {
 
     /// Releases a leased job untouched (graceful shutdown).
     async fn release(&self, job: &Job) -> Result<(), StoreError>;
+
+    /// Records durably, before the job calls the backend's create, that it did: every later
+    /// claim of the job reports [`Job::create_started`]. Fails with
+    /// [`StoreError::LeaseLost`] when the lease is gone.
+    async fn mark_create_started(&self, job: &Job, at: DateTime<Utc>) -> Result<(), StoreError>;
 
     /// Moves a leased job to the dead letters with `reason` (and an audit entry).
     async fn dead_letter(

@@ -466,6 +466,10 @@ fn job_from_row(row: &PgRow) -> Result<Job, StoreError> {
             .map_err(err)?
             .unwrap_or_default(),
         last_error: row.try_get("last_error").map_err(err)?,
+        create_started: row
+            .try_get::<Option<DateTime<Utc>>, _>("create_started_at")
+            .map_err(err)?
+            .is_some(),
     })
 }
 
@@ -610,7 +614,7 @@ impl Store for PostgresStore {
              FROM picked WHERE jobs.id = picked.id \
              RETURNING jobs.id, jobs.connection, jobs.kind, jobs.delivery_id, jobs.alert_id, \
                jobs.order_key, jobs.target_key, jobs.facts, jobs.attempts, jobs.created_at, \
-               jobs.lease_token, jobs.last_error",
+               jobs.lease_token, jobs.last_error, jobs.create_started_at",
         )
         .bind(connection)
         .bind(now)
@@ -739,6 +743,23 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn mark_create_started(&self, job: &Job, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET create_started_at = COALESCE(create_started_at, $1) \
+             WHERE id = $2 AND lease_token = $3",
+        )
+        .bind(at)
+        .bind(job.id)
+        .bind(&job.lease_token)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::LeaseLost(job.id));
+        }
+        Ok(())
+    }
+
     async fn release(&self, job: &Job) -> Result<(), StoreError> {
         let done = sqlx::query(
             "UPDATE jobs SET lease_token = NULL, lease_until = NULL \
@@ -847,9 +868,11 @@ impl Store for PostgresStore {
         let alert_id: String = row.try_get("alert_id").map_err(err)?;
         lock_keys(&mut tx, [(connection.as_str(), order_key.as_str())]).await?;
         let job: i64 = sqlx::query_scalar(
+            // The replayed job counts as create-started: the dead one may have reached create.
             "INSERT INTO jobs (connection, kind, delivery_id, alert_id, order_key, target_key, \
-               facts, created_at, available_at) \
-             SELECT connection, kind, delivery_id, alert_id, order_key, target_key, facts, $1, $1 \
+               facts, created_at, available_at, create_started_at) \
+             SELECT connection, kind, delivery_id, alert_id, order_key, target_key, facts, \
+               $1, $1, $1 \
              FROM dead_letters WHERE id = $2 RETURNING id",
         )
         .bind(now)

@@ -5,7 +5,13 @@ use rusqlite::{Connection, OptionalExtension};
 use crate::store::StoreError;
 
 /// `(version, SQL)`, in order. A released migration is never edited: add the next one.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../../migrations/0001_init.sql")),
+    (
+        2,
+        include_str!("../../../migrations/0002_create_started.sql"),
+    ),
+];
 
 fn setup(what: &str, e: rusqlite::Error) -> StoreError {
     StoreError::Setup(format!("{what}: {e}"))
@@ -79,7 +85,7 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         run(&mut conn).unwrap();
         run(&mut conn).unwrap();
-        assert_eq!(current_version(&conn).unwrap(), 1);
+        assert_eq!(current_version(&conn).unwrap(), 2);
         let n: i64 = conn
             .query_row("SELECT COUNT(*) FROM jobs", [], |r| r.get(0))
             .unwrap();
@@ -96,12 +102,14 @@ mod tests {
              INSERT INTO _sqlx_migrations VALUES (1, 'init', 0, TRUE, x'00', 0);",
         )
         .unwrap();
-        // Running 0001 again would fail ("table deliveries already exists").
+        // Running 0001 again would fail ("table deliveries already exists"); 0002 runs.
         run(&mut conn).unwrap();
         let v: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(v, 1);
+        assert_eq!(v, 2);
+        conn.execute("UPDATE jobs SET create_started_at = 1", [])
+            .unwrap();
     }
 
     #[test]

@@ -730,6 +730,23 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn mark_create_started(&self, job: &Job, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let (id, token) = (job.id, job.lease_token.clone());
+        self.write(move |conn| {
+            let done = execute(
+                conn,
+                "UPDATE jobs SET create_started_at = COALESCE(create_started_at, ?) \
+                 WHERE id = ? AND lease_token = ?",
+                params![micros(at), id, token],
+            )?;
+            if done == 0 {
+                return Err(StoreError::LeaseLost(id));
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn dead_letter(
         &self,
         job: &Job,
@@ -783,13 +800,14 @@ impl Store for SqliteStore {
     }
 
     async fn replay_dead_letter(&self, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        // The replayed job counts as create-started: the dead one may have reached create.
         self.write_savepoint(move |conn| {
             let job: Option<(i64, String, String)> = conn
                 .prepare_cached(
                     "INSERT INTO jobs (connection, kind, delivery_id, alert_id, order_key, \
-                       target_key, facts, created_at, available_at) \
+                       target_key, facts, created_at, available_at, create_started_at) \
                      SELECT connection, kind, delivery_id, alert_id, order_key, target_key, \
-                       facts, ?1, ?1 \
+                       facts, ?1, ?1, ?1 \
                      FROM dead_letters WHERE id = ?2 AND replayed_at IS NULL \
                      RETURNING id, connection, alert_id",
                 )

@@ -12,7 +12,7 @@ use crate::store::{AuditEntry, CorrelationRecord, DeadLetter, Job, JobKind, NewA
 /// The columns [`job`] reads, in a `SELECT` or `RETURNING` list.
 pub(super) const JOB_COLUMNS: &str = "id, connection, kind, delivery_id, alert_id, order_key, \
                                       target_key, facts, attempts, created_at, lease_token, \
-                                      last_error";
+                                      last_error, create_started_at";
 
 pub(super) fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
@@ -62,6 +62,7 @@ pub(super) fn job(row: &Row<'_>) -> Result<Job, StoreError> {
         created_at: time(row, "created_at")?,
         lease_token: get::<Option<String>>(row, "lease_token")?.unwrap_or_default(),
         last_error: get(row, "last_error")?,
+        create_started: get::<Option<i64>>(row, "create_started_at")?.is_some(),
     })
 }
 
