@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use secure_export::engine::{ConnectionRuntime, Engine, EngineOptions};
 use secure_export::metrics::Metrics;
-use secure_export::store::{SqliteStore, Store};
+use secure_export::store::{SqliteOptions, SqliteStore, Store};
 use secure_export_itsm::mock::MockConnector;
 use secure_export_schema::Alert;
 
@@ -39,13 +39,16 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(CONCURRENT));
     group.sample_size(10);
     let counter = Arc::new(AtomicU64::new(0));
-    for (name, max_batch) in [("one_tx_per_accept", 1), ("group_commit", 1024)] {
+    for (name, max_write_batch) in [("one_tx_per_accept", 1), ("group_commit", 4096)] {
         let dir = tempfile::tempdir().unwrap();
         let engine = rt.block_on(async {
-            let store = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+            let sqlite = SqliteOptions {
+                max_write_batch,
+                ..SqliteOptions::default()
+            };
+            let store = Arc::new(SqliteStore::open_with(dir.path(), sqlite).await.unwrap());
             let conn = ConnectionRuntime::new("default", Arc::new(MockConnector::new()));
             let options = EngineOptions {
-                max_batch,
                 high_water_mark: u64::MAX,
                 ..EngineOptions::default()
             };

@@ -60,6 +60,9 @@ pub struct SqliteOptions {
     pub busy_timeout: Duration,
     /// Read connections.
     pub read_connections: u32,
+    /// Most write operations committed in one transaction (group commit); `1` commits every
+    /// operation on its own (for comparison benchmarks).
+    pub max_write_batch: usize,
 }
 
 impl Default for SqliteOptions {
@@ -68,6 +71,7 @@ impl Default for SqliteOptions {
             synchronous: Synchronous::Full,
             busy_timeout: Duration::from_secs(5),
             read_connections: 4,
+            max_write_batch: MAX_WRITE_BATCH,
         }
     }
 }
@@ -216,6 +220,7 @@ impl SqliteStore {
     /// Like [`open`](Self::open) with explicit options.
     pub async fn open_with(data_dir: &Path, options: SqliteOptions) -> Result<Self, StoreError> {
         let data_dir = data_dir.to_owned();
+        let max_write_batch = options.max_write_batch;
         let (conn, readers, checkpointer, path) = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&data_dir).map_err(|e| {
                 StoreError::Setup(format!(
@@ -252,7 +257,7 @@ impl SqliteStore {
             .name("store-checkpoint".to_owned())
             .spawn(move || checkpoint::run(checkpointer, &path, until_writer_stops))
             .map_err(|e| StoreError::Setup(format!("cannot start the checkpointer: {e}")))?;
-        Self::start(conn, Some(Arc::new(readers)), Some(alive))
+        Self::start(conn, Some(Arc::new(readers)), Some(alive), max_write_batch)
     }
 
     /// An in-memory database (one connection; for tests).
@@ -263,7 +268,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::Setup(e.to_string()))?;
         conn.set_prepared_statement_cache_capacity(64);
         migrate::run(&mut conn)?;
-        Self::start(conn, None, None)
+        Self::start(conn, None, None, MAX_WRITE_BATCH)
     }
 
     /// Starts the group-commit writer thread on `conn`; it holds `alive` until it stops.
@@ -271,12 +276,13 @@ impl SqliteStore {
         conn: Connection,
         readers: Option<Arc<Readers>>,
         alive: Option<std::sync::mpsc::Sender<()>>,
+        max_batch: usize,
     ) -> Result<Self, StoreError> {
         let (writer, rx) = mpsc::channel(MAX_WRITE_BATCH);
         std::thread::Builder::new()
             .name("store-writer".to_owned())
             .spawn(move || {
-                writer::run(conn, rx);
+                writer::run(conn, rx, max_batch);
                 drop(alive);
             })
             .map_err(|e| StoreError::Setup(format!("cannot start the store writer: {e}")))?;

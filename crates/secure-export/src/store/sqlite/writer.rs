@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::err;
 use crate::store::StoreError;
 
-/// Most write operations committed in one transaction.
+/// Most write operations committed in one transaction, by default.
 pub(super) const MAX_WRITE_BATCH: usize = 4096;
 
 /// Called once the batch an operation ran in has committed (`None`) or failed (`Some`).
@@ -89,8 +89,10 @@ where
     WriteOp { savepoint, run }
 }
 
-/// The writer thread's loop: runs until every sender is gone or [`Msg::Close`] arrives.
-pub(super) fn run(conn: Connection, mut rx: mpsc::Receiver<Msg>) {
+/// The writer thread's loop: runs until every sender is gone or [`Msg::Close`] arrives. At
+/// most `max_batch` operations share a transaction.
+pub(super) fn run(conn: Connection, mut rx: mpsc::Receiver<Msg>, max_batch: usize) {
+    let max_batch = max_batch.max(1);
     let mut ops: Vec<WriteOp> = Vec::new();
     let mut reads: Vec<ReadFn> = Vec::new();
     let mut close: Option<oneshot::Sender<()>> = None;
@@ -105,7 +107,7 @@ pub(super) fn run(conn: Connection, mut rx: mpsc::Receiver<Msg>) {
                     break;
                 }
             }
-            if ops.len() < MAX_WRITE_BATCH {
+            if ops.len() < max_batch {
                 next = rx.try_recv().ok();
             }
         }
