@@ -222,7 +222,8 @@ enum Failure {
     Store(StoreError),
     Invalid(String),
     /// A CMDB lookup failed (not "nothing found") while binding a new item: retried like a
-    /// retryable backend error, except on the job's last attempt, which creates unbound.
+    /// retryable backend error for up to [`CMDB_WAIT`]; after it (or on the job's last
+    /// attempt) the item is created unbound.
     CmdbUnavailable(String),
 }
 

@@ -95,16 +95,6 @@ pub struct SqliteStore {
     readers: Option<Arc<Readers>>,
 }
 
-impl std::fmt::Debug for Msg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Msg::Write(_) => "Write",
-            Msg::Read(_) => "Read",
-            Msg::Close(_) => "Close",
-        })
-    }
-}
-
 /// Read-only connections, used from tokio's blocking threads.
 struct Readers {
     conns: Vec<Mutex<Connection>>,

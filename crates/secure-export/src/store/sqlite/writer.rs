@@ -46,6 +46,16 @@ pub(super) enum Msg {
     Close(oneshot::Sender<()>),
 }
 
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Msg::Write(_) => "Write",
+            Msg::Read(_) => "Read",
+            Msg::Close(_) => "Close",
+        })
+    }
+}
+
 /// One queued write operation.
 ///
 /// Every operation either refuses before it writes anything ([`StoreError::LeaseLost`]: the
