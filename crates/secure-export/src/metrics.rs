@@ -61,6 +61,15 @@ fn help(name: &str) -> &'static str {
         "secure_export_dead_letters" => "Jobs in the dead-letter table awaiting replay.",
         "secure_export_jobs_total" => "Outbox jobs finished, by outcome.",
         "secure_export_accept_batches_total" => "Group-commit transactions of accepted deliveries.",
+        "secure_export_store_commits_total" => {
+            "Transactions of the SQLite store's group-commit writer, by outcome."
+        }
+        "secure_export_store_write_operations_total" => {
+            "Write operations committed by the SQLite store's writer (divide by commits for the mean batch size)."
+        }
+        "secure_export_store_commit_seconds" => {
+            "Time of one SQLite group commit (its statements, the commit and its fsync), in seconds."
+        }
         "secure_export_accept_batched_deliveries_total" => {
             "Deliveries committed by group commit (divide by batches for the mean batch size)."
         }

@@ -296,6 +296,7 @@ impl Engine {
                 "workers_per_backend and max_batch must be at least 1".to_owned(),
             ));
         }
+        store.attach_metrics(&metrics);
         let depth = store.queue_depth().await?;
         let dead = store.dead_letter_count().await?;
         let writer = if store.groups_commits() {

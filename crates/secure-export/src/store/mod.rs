@@ -304,6 +304,13 @@ pub trait Store: Send + Sync + Debug {
         false
     }
 
+    /// Hands the store the engine's metrics registry, for metrics of its own (the SQLite
+    /// writer's commits). Called once by [`Engine::new`](crate::engine::Engine::new). Default:
+    /// nothing.
+    fn attach_metrics(&self, metrics: &crate::metrics::Metrics) {
+        let _ = metrics;
+    }
+
     /// Records deliveries and their jobs in one durable transaction; one outcome per input, in
     /// order. Duplicates inside the batch are reported like earlier ones.
     async fn accept_batch(

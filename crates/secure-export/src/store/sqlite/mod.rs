@@ -23,7 +23,7 @@ mod writer;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -37,6 +37,7 @@ use super::{
     AcceptOutcome, AuditEntry, CorrelationRecord, DeadLetter, Job, NewAudit, NewDelivery,
     Quarantined, Store, StoreError,
 };
+use crate::metrics::Metrics;
 
 /// The database file name inside the data directory.
 pub const DB_FILE: &str = "secure-export.db";
@@ -91,6 +92,8 @@ impl Default for SqliteOptions {
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     writer: mpsc::Sender<Msg>,
+    /// The engine's metrics, once attached; the writer records its commits there.
+    metrics: Arc<OnceLock<Metrics>>,
     /// `None` for an in-memory database: its one connection is the writer's.
     readers: Option<Arc<Readers>>,
 }
@@ -269,14 +272,20 @@ impl SqliteStore {
         max_batch: usize,
     ) -> Result<Self, StoreError> {
         let (writer, rx) = mpsc::channel(MAX_WRITE_BATCH);
+        let metrics = Arc::new(OnceLock::new());
+        let for_writer = metrics.clone();
         std::thread::Builder::new()
             .name("store-writer".to_owned())
             .spawn(move || {
-                writer::run(conn, rx, max_batch);
+                writer::run(conn, rx, max_batch, &for_writer);
                 drop(alive);
             })
             .map_err(|e| StoreError::Setup(format!("cannot start the store writer: {e}")))?;
-        Ok(Self { writer, readers })
+        Ok(Self {
+            writer,
+            metrics,
+            readers,
+        })
     }
 
     /// Runs `f` through the group-commit writer (see `WriteOp` for the rules `f` follows);
@@ -535,6 +544,11 @@ fn upsert_correlation(conn: &Connection, c: &CorrelationRecord) -> Result<(), St
 impl Store for SqliteStore {
     fn groups_commits(&self) -> bool {
         true
+    }
+
+    fn attach_metrics(&self, metrics: &Metrics) {
+        // The first engine's registry wins (one store serves one engine).
+        let _ = self.metrics.set(metrics.clone());
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -2,6 +2,7 @@
 use chrono::Utc;
 
 use super::*;
+use crate::metrics::Metrics;
 use crate::store::conformance;
 
 #[tokio::test]
@@ -114,4 +115,29 @@ async fn open_reports_unusable_directory() {
         .await
         .unwrap_err();
     assert!(matches!(e, StoreError::Setup(_)), "{e}");
+}
+
+#[tokio::test]
+async fn the_writer_reports_its_commits_to_the_attached_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let metrics = Metrics::new();
+    store.attach_metrics(&metrics);
+    let now = Utc::now();
+    let first = [conformance::delivery("m", "m1", "k1", now)];
+    let second = [conformance::delivery("m", "m2", "k2", now)];
+    let (a, b) = tokio::join!(store.accept_batch(&first), store.accept_batch(&second));
+    a.unwrap();
+    b.unwrap();
+    let commits = metrics.counter("secure_export_store_commits_total", &[("outcome", "ok")]);
+    assert!((1..=2).contains(&commits), "{commits} commits");
+    assert_eq!(
+        metrics.counter("secure_export_store_write_operations_total", &[]),
+        2
+    );
+    let text = metrics.render();
+    assert!(
+        text.contains("secure_export_store_commit_seconds_count"),
+        "{text}"
+    );
 }

@@ -5,10 +5,14 @@
 //! answers each caller. The calls into SQLite are plain synchronous calls on this thread: no
 //! per-statement hop to another thread (see `docs/adr/0007-sqlite-on-rusqlite.md`).
 
+use std::sync::OnceLock;
+use std::time::Instant;
+
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::err;
+use crate::metrics::Metrics;
 use crate::store::StoreError;
 
 /// Most write operations committed in one transaction, by default.
@@ -101,7 +105,12 @@ where
 
 /// The writer thread's loop: runs until every sender is gone or [`Msg::Close`] arrives. At
 /// most `max_batch` operations share a transaction.
-pub(super) fn run(conn: Connection, mut rx: mpsc::Receiver<Msg>, max_batch: usize) {
+pub(super) fn run(
+    conn: Connection,
+    mut rx: mpsc::Receiver<Msg>,
+    max_batch: usize,
+    metrics: &OnceLock<Metrics>,
+) {
     let max_batch = max_batch.max(1);
     let mut ops: Vec<WriteOp> = Vec::new();
     let mut reads: Vec<ReadFn> = Vec::new();
@@ -122,7 +131,7 @@ pub(super) fn run(conn: Connection, mut rx: mpsc::Receiver<Msg>, max_batch: usiz
             }
         }
         if !ops.is_empty() {
-            run_batch(&conn, &mut ops);
+            run_batch(&conn, &mut ops, metrics.get());
         }
         for read in reads.drain(..) {
             read(&conn);
@@ -141,11 +150,33 @@ pub(super) fn run(conn: Connection, mut rx: mpsc::Receiver<Msg>, max_batch: usiz
     }
 }
 
+/// Records one batch in `metrics` (before its callers are answered).
+fn record(metrics: Option<&Metrics>, committed: bool, size: usize, started: Instant) {
+    let Some(m) = metrics else { return };
+    let outcome = if committed { "ok" } else { "failed" };
+    m.inc_counter("secure_export_store_commits_total", &[("outcome", outcome)]);
+    m.observe(
+        "secure_export_store_commit_seconds",
+        &[],
+        started.elapsed().as_secs_f64(),
+    );
+    if committed {
+        m.add_counter(
+            "secure_export_store_write_operations_total",
+            &[],
+            u64::try_from(size).unwrap_or(u64::MAX),
+        );
+    }
+}
+
 /// Runs `ops` in one transaction and answers each after the commit (or with the batch error).
-fn run_batch(conn: &Connection, ops: &mut Vec<WriteOp>) {
+fn run_batch(conn: &Connection, ops: &mut Vec<WriteOp>, metrics: Option<&Metrics>) {
+    let started = Instant::now();
+    let size = ops.len();
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let e = err(e);
-        tracing::warn!(event = "store.batch_failed", size = ops.len(), error = %e);
+        tracing::warn!(event = "store.batch_failed", size, error = %e);
+        record(metrics, false, size, started);
         for op in ops.drain(..) {
             let (_, reply) = (op.run)(None);
             reply(Some(e.clone()));
@@ -200,6 +231,7 @@ fn run_batch(conn: &Connection, ops: &mut Vec<WriteOp>) {
     if let Some(e) = &outcome {
         tracing::warn!(event = "store.batch_failed", size = replies.len(), error = %e);
     }
+    record(metrics, outcome.is_none(), size, started);
     for reply in replies {
         reply(outcome.clone());
     }
