@@ -6,6 +6,7 @@
 //! cargo bench -p secure-export --bench load -- storm           # only the storm run
 //! LOAD_CLIENTS=64 LOAD_SECS=5 STORM_ALERTS=10000 STORM_RATE=1000 cargo bench ... -- storm
 //! LOAD_SYNC=normal cargo bench -p secure-export --bench load -- load   # SQLite synchronous=NORMAL
+//! STORM_CEILING=2000 ... -- storm     # the connection's max_calls_per_second
 //! ```
 //!
 //! **Load**: N concurrent clients post the metric sample (a fresh alert id per request, so every
@@ -90,7 +91,11 @@ struct Server {
     _dir: tempfile::TempDir,
 }
 
-async fn start_server(connector: Arc<dyn ItsmConnector>, options: EngineOptions) -> Server {
+async fn start_server(
+    connector: Arc<dyn ItsmConnector>,
+    options: EngineOptions,
+    max_calls_per_second: Option<f64>,
+) -> Server {
     let issuer = TestIssuer::start(TENANT).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     // LOAD_SYNC=normal measures `synchronous = NORMAL` (no fsync per commit) for comparison.
@@ -108,13 +113,8 @@ async fn start_server(connector: Arc<dyn ItsmConnector>, options: EngineOptions)
     let verifier = issuer.verifier_builder([AUDIENCE]).build().unwrap();
     verifier.warm_up().await.unwrap();
     let gate = ConnectionGate::new("bench", verifier, [TENANT]);
-    let connection = ConnectionRuntime {
-        name: "bench".to_owned(),
-        connector,
-        binder: None,
-        policy: Default::default(),
-        mapping: Default::default(),
-    };
+    let mut connection = ConnectionRuntime::new("bench", connector);
+    connection.max_calls_per_second = max_calls_per_second;
     let engine = Engine::new(Arc::new(store), vec![connection], options, Metrics::new())
         .await
         .unwrap();
@@ -225,7 +225,7 @@ async fn load_run() {
         workers_per_backend: workers_n,
         ..EngineOptions::default()
     };
-    let server = start_server(Arc::new(MockConnector::new()), options).await;
+    let server = start_server(Arc::new(MockConnector::new()), options, None).await;
     let workers = server.engine.start_workers();
     let counter = Arc::new(AtomicU64::new(0));
     // Warm-up (connections, page cache), not measured.
@@ -313,7 +313,11 @@ async fn storm_run() {
         poll_interval: Duration::from_millis(50),
         ..EngineOptions::default()
     };
-    let server = start_server(Arc::new(connector), options).await;
+    // STORM_CEILING: the connection's `max_calls_per_second` (none: learned from the 429s).
+    let ceiling: Option<f64> = std::env::var("STORM_CEILING")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let server = start_server(Arc::new(connector), options, ceiling).await;
 
     // Queue every alert first (the storm), then let the workers drain it.
     let client = reqwest::Client::new();
@@ -379,7 +383,8 @@ async fn storm_run() {
     let minimum = alerts as usize;
     let bound = minimum as f64 / f64::from(rate);
     println!(
-        "\n## storm: {alerts} alerts, ServiceNow emulator {latency_ms} ms latency, rate limit {rate}/s, {workers_n} workers\n"
+        "\n## storm: {alerts} alerts, ServiceNow emulator {latency_ms} ms latency, rate limit {rate}/s, {workers_n} workers, max_calls_per_second {}\n",
+        ceiling.map_or("none".to_owned(), |c| c.to_string())
     );
     println!("| figure | value |");
     println!("|---|---|");

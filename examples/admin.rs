@@ -153,13 +153,7 @@ async fn open(config_path: Option<PathBuf>, data_dir: Option<PathBuf>) -> Result
             (config.server, runtime.connections, runtime.engine_options)
         }
         None => {
-            let demo = ConnectionRuntime {
-                name: "demo".to_owned(),
-                connector: Arc::new(MockConnector::new()),
-                binder: None,
-                policy: Default::default(),
-                mapping: Default::default(),
-            };
+            let demo = ConnectionRuntime::new("demo", Arc::new(MockConnector::new()));
             (
                 ServerConfig::default(),
                 vec![demo],

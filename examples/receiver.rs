@@ -147,13 +147,7 @@ async fn demo_connection(
 ) -> Result<(ConnectionRuntime, Option<ServiceNowEmulator>), String> {
     match backend {
         DemoBackend::Mock => Ok((
-            ConnectionRuntime {
-                name: "demo".to_owned(),
-                connector: Arc::new(MockConnector::new()),
-                binder: None,
-                policy: Default::default(),
-                mapping: Default::default(),
-            },
+            ConnectionRuntime::new("demo", Arc::new(MockConnector::new())),
             None,
         )),
         DemoBackend::ServiceNow => {
@@ -168,16 +162,9 @@ async fn demo_connection(
                 .strategies(vec![Strategy::ResourceId, Strategy::Name])
                 .build()
                 .map_err(|e| format!("CMDB binder: {e}"))?;
-            Ok((
-                ConnectionRuntime {
-                    name: "demo".to_owned(),
-                    connector: Arc::new(connector),
-                    binder: Some(binder),
-                    policy: Default::default(),
-                    mapping: Default::default(),
-                },
-                Some(sn),
-            ))
+            let mut demo = ConnectionRuntime::new("demo", Arc::new(connector));
+            demo.binder = Some(binder);
+            Ok((demo, Some(sn)))
         }
     }
 }

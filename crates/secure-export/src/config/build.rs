@@ -173,6 +173,7 @@ fn connection_runtime(
         binder,
         policy,
         mapping,
+        max_calls_per_second: conn.max_calls_per_second,
     })
 }
 

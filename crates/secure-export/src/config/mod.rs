@@ -329,6 +329,8 @@ pub struct ConnectionConfig {
     /// Auto-close alerts that never resolve (activity log, service/resource health) after this.
     #[serde(default, deserialize_with = "duration::deserialize_opt")]
     pub auto_close_after: Option<Duration>,
+    /// Most ITSM calls per second to this connection's backend (none: learned from its 429s).
+    pub max_calls_per_second: Option<f64>,
     /// When to ask the backend for an open item before creating one: `when_retrying`
     /// (default) or `always`.
     #[serde(default = "default_find_open")]
@@ -714,6 +716,14 @@ impl ConnectionConfig {
             CLOSED_POLICIES,
             &key("closed_by_person"),
         )?;
+        if let Some(rate) = self.max_calls_per_second
+            && !(rate.is_finite() && rate > 0.0)
+        {
+            return Err(ConfigError::invalid(
+                key("max_calls_per_second"),
+                "must be a number greater than 0",
+            ));
+        }
         one_of(
             &self.find_open_before_create,
             FIND_OPEN_POLICIES,

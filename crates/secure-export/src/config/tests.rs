@@ -379,3 +379,17 @@ fn review_durations_that_would_overflow_an_instant_are_refused() {
     let err = parse(&text).unwrap_err();
     assert_eq!(err.key(), Some("connection[0].reopen_window"), "{err}");
 }
+
+#[test]
+fn max_calls_per_second_must_be_positive() {
+    for bad in ["0", "-1", "nan"] {
+        let err = parse(&format!("{MINIMAL}max_calls_per_second = {bad}")).unwrap_err();
+        assert_eq!(
+            err.key(),
+            Some("connection[0].max_calls_per_second"),
+            "{bad}: {err}"
+        );
+    }
+    let cfg = parse(&format!("{MINIMAL}max_calls_per_second = 12.5")).unwrap();
+    assert_eq!(cfg.connections[0].max_calls_per_second, Some(12.5));
+}

@@ -9,6 +9,8 @@
 //!   and waited for (a `Retry-After` is whole seconds, so every refusal wastes part of a
 //!   window). Each second without a refusal raises the rate by 0.5 %; the next refusal measures
 //!   it again.
+//! * **Ceiling.** A configured rate (`max_calls_per_second`) paces from the first call and is
+//!   never exceeded: a backend whose limit is known is not probed with a burst of refusals.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, PoisonError};
@@ -26,8 +28,10 @@ const RAISE: f64 = 1.005;
 #[derive(Debug)]
 struct State {
     paused_until: Option<Instant>,
-    /// Calls per second, once a refusal has been seen.
+    /// Calls per second, once a refusal has been seen (or from the start, with a ceiling).
     rate: Option<f64>,
+    /// The configured most calls per second.
+    ceiling: Option<f64>,
     next_slot: Instant,
     last_change: Instant,
     /// Start times of successful calls within the last [`WINDOW`].
@@ -42,20 +46,28 @@ pub(crate) struct Limiter {
 
 impl Default for Limiter {
     fn default() -> Self {
+        Self::with_ceiling(None)
+    }
+}
+
+impl Limiter {
+    /// A limiter that never starts more than `ceiling` calls per second (`None`: no ceiling,
+    /// pacing only after a refusal). A ceiling that is not a positive finite number is ignored.
+    pub(crate) fn with_ceiling(ceiling: Option<f64>) -> Self {
+        let ceiling = ceiling.filter(|c| c.is_finite() && *c > 0.0);
         let now = Instant::now();
         Self {
             state: Mutex::new(State {
                 paused_until: None,
-                rate: None,
+                rate: ceiling,
+                ceiling,
                 next_slot: now,
                 last_change: now,
                 recent: VecDeque::new(),
             }),
         }
     }
-}
 
-impl Limiter {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -111,7 +123,8 @@ impl Limiter {
         if let Some(rate) = s.rate
             && now.saturating_duration_since(s.last_change) >= Duration::from_secs(1)
         {
-            s.rate = Some(rate * RAISE);
+            let raised = rate * RAISE;
+            s.rate = Some(s.ceiling.map_or(raised, |c| raised.min(c)));
             s.last_change = now;
         }
     }
@@ -137,7 +150,8 @@ impl Limiter {
         }
         let allowed = s.recent.len() as f64 / WINDOW.as_secs_f64();
         if allowed >= 1.0 {
-            s.rate = Some(allowed * BACKOFF);
+            let paced = allowed * BACKOFF;
+            s.rate = Some(s.ceiling.map_or(paced, |c| paced.min(c)));
         }
         s.last_change = now;
         s.next_slot = s.next_slot.max(until);
@@ -175,6 +189,36 @@ mod tests {
         }
         let took = start.elapsed();
         assert!(took >= Duration::from_millis(90), "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn a_ceiling_paces_from_the_first_call_and_is_never_exceeded() {
+        let limiter = Limiter::with_ceiling(Some(100.0));
+        assert_eq!(limiter.rate(), Some(100.0));
+        // 100/s: 11 calls take about 100 ms, with no refusal seen.
+        let start = Instant::now();
+        for _ in 0..11 {
+            limiter.acquire().await;
+        }
+        assert!(
+            start.elapsed() >= Duration::from_millis(95),
+            "{:?}",
+            start.elapsed()
+        );
+        let t0 = Instant::now();
+        limiter.succeeded_at(t0, t0 + Duration::from_secs(2));
+        assert_eq!(limiter.rate(), Some(100.0), "not raised above the ceiling");
+        for _ in 0..500 {
+            limiter.succeeded_at(t0, t0);
+        }
+        limiter.throttled_at(Duration::from_millis(1), t0);
+        assert_eq!(
+            limiter.rate(),
+            Some(100.0),
+            "a refusal does not lift it either"
+        );
+        assert_eq!(Limiter::with_ceiling(Some(f64::NAN)).rate(), None);
+        assert_eq!(Limiter::with_ceiling(Some(0.0)).rate(), None);
     }
 
     #[test]

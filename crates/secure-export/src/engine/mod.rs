@@ -55,7 +55,9 @@ use crate::store::{
 };
 
 /// One connection as the engine runs it: backend, CMDB binder, lifecycle policy, mapping.
+/// Build it with [`ConnectionRuntime::new`] and set the fields you need.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ConnectionRuntime {
     /// Connection name (routing, metrics labels, store rows).
     pub name: String,
@@ -67,6 +69,9 @@ pub struct ConnectionRuntime {
     pub policy: LifecyclePolicy,
     /// Alert -> work item mapping.
     pub mapping: Mapping,
+    /// Most ITSM calls per second to this backend (`None`: no ceiling; the pace is learned
+    /// from its refusals).
+    pub max_calls_per_second: Option<f64>,
 }
 
 impl ConnectionRuntime {
@@ -78,6 +83,7 @@ impl ConnectionRuntime {
             binder: None,
             policy: LifecyclePolicy::default(),
             mapping: Mapping::default(),
+            max_calls_per_second: None,
         }
     }
 }
@@ -280,10 +286,11 @@ impl Engine {
                 ));
             }
             let name = rt.name.clone();
+            let limiter = limiter::Limiter::with_ceiling(rt.max_calls_per_second);
             let conn = Conn {
                 rt,
                 notify: Notify::new(),
-                limiter: limiter::Limiter::default(),
+                limiter,
             };
             if map.insert(name.clone(), Arc::new(conn)).is_some() {
                 return Err(EngineError::Config(format!(

@@ -142,13 +142,7 @@ impl Builder {
 }
 
 pub fn runtime(name: &str, connector: Arc<dyn ItsmConnector>) -> ConnectionRuntime {
-    ConnectionRuntime {
-        name: name.to_owned(),
-        connector,
-        binder: None,
-        policy: Default::default(),
-        mapping: Default::default(),
-    }
+    ConnectionRuntime::new(name, connector)
 }
 
 pub struct Answer {
