@@ -500,6 +500,20 @@ fn execute(
         .map_err(err)
 }
 
+/// Runs a statement on job `id` that matches only while its lease is held (`... AND
+/// lease_token = ?`): [`StoreError::LeaseLost`] when it changed nothing.
+fn execute_leased(
+    conn: &Connection,
+    id: i64,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<(), StoreError> {
+    match execute(conn, sql, params)? {
+        0 => Err(StoreError::LeaseLost(id)),
+        _ => Ok(()),
+    }
+}
+
 const UPSERT_CORRELATION: &str = "INSERT INTO correlations (connection, key, order_key, \
     alert_id, state, work_item_id, work_item_number, work_item_url, opened_at, last_fired_at, \
     last_resolved_at, last_event_at, fired_count, auto_close_at, last_job_id, updated_at) \
@@ -553,17 +567,10 @@ impl Store for SqliteStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         // Through the writer: a store whose writer stopped is not ready.
-        self.read_on_writer(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(err))
-            .await?;
-        if let Some(readers) = &self.readers {
-            let readers = readers.clone();
-            tokio::task::spawn_blocking(move || {
-                readers.with(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(err))
-            })
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))??;
-        }
-        Ok(())
+        let select_1 = |conn: &Connection| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(err);
+        self.read_on_writer(select_1).await?;
+        // And a read connection (for an in-memory database, the writer's again).
+        self.read(select_1).await
     }
 
     async fn accept_batch(
@@ -678,14 +685,12 @@ impl Store for SqliteStore {
         self.write(move |conn| {
             // The lease check comes first and writes nothing when it fails (see `WriteOp`).
             if finish {
-                let done = execute(
+                execute_leased(
                     conn,
+                    job.id,
                     "DELETE FROM jobs WHERE id = ? AND lease_token = ?",
                     params![job.id, job.lease_token],
                 )?;
-                if done == 0 {
-                    return Err(StoreError::LeaseLost(job.id));
-                }
             } else {
                 check_lease(conn, &job)?;
             }
@@ -709,16 +714,13 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let (id, token, error) = (job.id, job.lease_token.clone(), error.to_owned());
         self.write(move |conn| {
-            let done = execute(
+            execute_leased(
                 conn,
+                id,
                 "UPDATE jobs SET lease_token = NULL, lease_until = NULL, available_at = ?, \
                  last_error = ?, attempts = attempts + ? WHERE id = ? AND lease_token = ?",
                 params![micros(available_at), error, i64::from(count), id, token],
-            )?;
-            if done == 0 {
-                return Err(StoreError::LeaseLost(id));
-            }
-            Ok(())
+            )
         })
         .await
     }
@@ -726,16 +728,13 @@ impl Store for SqliteStore {
     async fn release(&self, job: &Job) -> Result<(), StoreError> {
         let (id, token) = (job.id, job.lease_token.clone());
         self.write(move |conn| {
-            let done = execute(
+            execute_leased(
                 conn,
+                id,
                 "UPDATE jobs SET lease_token = NULL, lease_until = NULL \
                  WHERE id = ? AND lease_token = ?",
                 params![id, token],
-            )?;
-            if done == 0 {
-                return Err(StoreError::LeaseLost(id));
-            }
-            Ok(())
+            )
         })
         .await
     }
@@ -743,16 +742,13 @@ impl Store for SqliteStore {
     async fn mark_create_started(&self, job: &Job, at: DateTime<Utc>) -> Result<(), StoreError> {
         let (id, token) = (job.id, job.lease_token.clone());
         self.write(move |conn| {
-            let done = execute(
+            execute_leased(
                 conn,
+                id,
                 "UPDATE jobs SET create_started_at = COALESCE(create_started_at, ?) \
                  WHERE id = ? AND lease_token = ?",
                 params![micros(at), id, token],
-            )?;
-            if done == 0 {
-                return Err(StoreError::LeaseLost(id));
-            }
-            Ok(())
+            )
         })
         .await
     }
