@@ -29,7 +29,8 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use secure_export::engine::{ConnectionRuntime, Engine, EngineOptions};
 use secure_export::metrics::Metrics;
-use secure_export::router::{AppState, ConnectionGate, router};
+use secure_export::router::{AppState, ConnectionGate, public_router};
+use secure_export::server::{ServeOptions, serve};
 use secure_export::store::{SqliteOptions, SqliteStore, Synchronous};
 use secure_export_aad::test_util::TestIssuer;
 use secure_export_emulator::servicenow::{ServiceNowEmulator, ServiceNowOptions};
@@ -118,11 +119,22 @@ async fn start_server(
     let engine = Engine::new(Arc::new(store), vec![connection], options, Metrics::new())
         .await
         .unwrap();
-    let app = router(AppState::new(engine.clone(), vec![gate]))
+    let app = public_router(AppState::new(engine.clone(), vec![gate]))
         .route("/baseline", post(|| async { StatusCode::ACCEPTED }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    // The receiver's own server loop, with its default limits (header timeout, keep-alive
+    // idle timeout, connection cap), as `cargo run --example receiver` serves it.
+    tokio::spawn(async move {
+        serve(
+            listener,
+            app,
+            ServeOptions::new("public"),
+            std::future::pending(),
+        )
+        .await
+        .unwrap()
+    });
     Server {
         url,
         token: format!("Bearer {}", issuer.token(AUDIENCE)),

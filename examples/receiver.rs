@@ -7,7 +7,9 @@
 //! cargo run --example receiver -- --config FILE        # or SECURE_EXPORT_CONFIG=FILE
 //! ```
 //!
-//! Demo mode listens on loopback only, keeps its SQLite store under `./data`, delivers to the
+//! Two listeners: the public one (`[server] listen`: alerts, `/healthz`, a bare `/readyz`) and
+//! the admin one (`[server] admin_listen`, default `127.0.0.1:9090`: `/metrics`, detailed
+//! readiness, the admin API). Demo mode listens on loopback only, keeps its SQLite store under `./data`, delivers to the
 //! in-memory mock backend (or, with `--demo-backend servicenow`, to an in-process ServiceNow
 //! emulator with a seeded CMDB, whose incidents it shows how to list) and trusts an in-process
 //! demo token issuer. It writes the demo URL and
@@ -26,7 +28,8 @@ use std::time::Duration;
 use secure_export::config::{Config, ServerConfig, config_path_from_args};
 use secure_export::engine::{ConnectionRuntime, Engine, EngineOptions};
 use secure_export::metrics::Metrics;
-use secure_export::router::{AppState, ConnectionGate, router};
+use secure_export::router::{AdminAccess, AppState, ConnectionGate, admin_router, public_router};
+use secure_export::server::{ServeOptions, serve as serve_http};
 use secure_export_aad::test_util::TestIssuer;
 use secure_export_cmdb::{BinderBuilder, Strategy};
 use secure_export_emulator::servicenow::{ServiceNowEmulator, ServiceNowOptions};
@@ -41,6 +44,17 @@ const DEMO_TENANT: &str = "00000000-0000-4000-8000-00000000de70";
 const DEMO_AUDIENCE: &str = "api://secure-export-demo";
 /// Preferred demo port; a free port is used when it is taken.
 const DEMO_PORT: u16 = 8080;
+/// Preferred demo admin port; a free port is used when it is taken.
+const DEMO_ADMIN_PORT: u16 = 9090;
+
+async fn bind_loopback(port: u16) -> Result<TcpListener, String> {
+    match TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await {
+        Ok(l) => Ok(l),
+        Err(_) => TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .map_err(|e| format!("cannot bind a loopback port: {e}")),
+    }
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -106,10 +120,40 @@ async fn run_configured(path: &Path) -> Result<(), String> {
         .with_body_limit(config.server.body_limit)
         .with_request_timeout(config.server.request_timeout)
         .with_retry_after(config.server.retry_after);
+    let public = config.server.public_serve_options();
+    if let Some(tls) = &public.tls {
+        tls.check()
+            .map_err(|e| format!("server.tls_cert/tls_key: {e}"))?;
+    }
     let listener = TcpListener::bind(config.server.listen)
         .await
         .map_err(|e| format!("server.listen: cannot bind {}: {e}", config.server.listen))?;
-    serve(listener, engine, state, None).await
+    let admin = match config.server.admin_listen {
+        Some(addr) => Some((
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("server.admin_listen: cannot bind {addr}: {e}"))?,
+            config.server.admin_serve_options(),
+            config.server.admin_access(),
+        )),
+        None => None,
+    };
+    serve(
+        Listeners {
+            public: (listener, public),
+            admin,
+        },
+        engine,
+        state,
+        None,
+    )
+    .await
+}
+
+/// The bound listeners and their options.
+struct Listeners {
+    public: (TcpListener, ServeOptions),
+    admin: Option<(TcpListener, ServeOptions, AdminAccess)>,
 }
 
 /// `--demo-backend mock|servicenow` (default `mock`).
@@ -200,13 +244,10 @@ async fn run_demo(backend: DemoBackend) -> Result<(), String> {
     let engine = open_engine(&store_dir, vec![connection], EngineOptions::default()).await?;
     let state = AppState::new(engine.clone(), vec![gate]);
 
-    let listener = match TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], DEMO_PORT))).await {
-        Ok(l) => l,
-        Err(_) => TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .map_err(|e| format!("cannot bind a loopback port: {e}"))?,
-    };
+    let listener = bind_loopback(DEMO_PORT).await?;
+    let admin_listener = bind_loopback(DEMO_ADMIN_PORT).await?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let admin_addr = admin_listener.local_addr().map_err(|e| e.to_string())?;
     let url = format!("http://{addr}/api/alerts");
     let demo_file = data_dir.join("demo.json");
     write_demo_file(&demo_file, &url, &issuer)?;
@@ -246,6 +287,7 @@ async fn run_demo(backend: DemoBackend) -> Result<(), String> {
         }
     }
     println!("  demo token and URL written to {}", demo_file.display());
+    println!("  admin (metrics, readiness, admin API): http://{admin_addr}/metrics");
     println!();
     println!("Send a sample alert with:");
     println!("  cargo run --example send-alert -- examples/payloads/metric-fired.json");
@@ -261,7 +303,15 @@ async fn run_demo(backend: DemoBackend) -> Result<(), String> {
     );
     println!();
 
-    let result = serve(listener, engine, state, Some(addr)).await;
+    let listeners = Listeners {
+        public: (listener, ServeOptions::new("public")),
+        admin: Some((
+            admin_listener,
+            ServeOptions::new("admin").max_connections(64),
+            AdminAccess::Unauthenticated,
+        )),
+    };
+    let result = serve(listeners, engine, state, Some(addr)).await;
     refresher.abort();
     drop(emulator);
     result
@@ -305,25 +355,64 @@ async fn open_engine(
 }
 
 async fn serve(
-    listener: TcpListener,
+    listeners: Listeners,
     engine: Engine,
     state: AppState,
     demo_addr: Option<SocketAddr>,
 ) -> Result<(), String> {
+    let (listener, mut options) = listeners.public;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let workers = engine.start_workers();
+    let metrics = engine.metrics().clone();
+    let scheme = if options.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     if demo_addr.is_none() {
-        // Machine-readable line for supervisors and tests.
-        println!("listening on http://{addr}");
+        // Machine-readable lines for supervisors and tests.
+        println!("listening on {scheme}://{addr}");
     }
-    tracing::info!(event = "server.listening", %addr);
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    tracing::info!(event = "server.listening", listener = "public", %addr, %scheme);
+    // One shutdown signal for both listeners.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let admin_task = match listeners.admin {
+        Some((admin, mut admin_options, access)) => {
+            let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
+            if demo_addr.is_none() {
+                println!("admin listening on http://{admin_addr}");
+            }
+            tracing::info!(event = "server.listening", listener = "admin", addr = %admin_addr);
+            admin_options.metrics = Some(metrics.clone());
+            let app = admin_router(state.clone(), access);
+            Some(tokio::spawn(serve_http(
+                admin,
+                app,
+                admin_options,
+                stopped(),
+            )))
+        }
+        None => None,
+    };
+    options.metrics = Some(metrics);
+    let signal = async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    };
+    let served = serve_http(listener, public_router(state), options, signal).await;
     tracing::info!(
         event = "server.shutting_down",
         "stopped accepting; finishing in-flight jobs"
     );
+    if let Some(task) = admin_task {
+        let _ = task.await;
+    }
     workers.shutdown().await;
     tracing::info!(event = "server.stopped");
     served.map_err(|e| format!("server: {e}"))

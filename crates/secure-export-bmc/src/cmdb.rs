@@ -14,6 +14,9 @@ use crate::session::{Call, Session};
 use crate::wire::{encode_query, encode_segment, like};
 
 const RECON_ID: &str = "ReconciliationIdentity";
+/// Rows asked for per CMDB query (`limit`): a resource id matches one CI, a name a few; more
+/// only makes a name ambiguous.
+pub(crate) const CMDB_LIMIT: usize = 20;
 
 /// Finds CIs through the CMDB instances endpoint
 /// (`GET /api/cmdb/v1.0/instances/{dataset}/{namespace}/{class}?qualification=..&attributes=..`).
@@ -26,9 +29,14 @@ const RECON_ID: &str = "ReconciliationIdentity";
 /// Matching ignores case (Azure lower-cases ids in some alerts, Discovery keeps Azure's
 /// spelling): the qualification is `'CloudID' LIKE "<id>"` (AR's `=` is case-sensitive on
 /// some databases; `LIKE` follows the database collation), and every returned instance is
-/// re-checked here for exact equality ignoring ASCII case, so wildcard characters in an id can
-/// never widen the result. On a case-sensitive database collation only exact-case matches are
-/// found.
+/// re-checked here for exact equality ignoring ASCII case. On a case-sensitive database
+/// collation only exact-case matches are found.
+///
+/// Alert text is chosen by whoever raises the alert, so it cannot shape the query: the value is
+/// a double-quoted AR string (inner `"` doubled), its `LIKE` wildcards `%`, `[`, `]` (and `\`)
+/// are each replaced by the one-character wildcard `_` (AR has no escape that works on every
+/// database), so a value can match at most strings of its own length, and every query asks
+/// for at most 20 rows (`limit=20`).
 #[derive(Clone)]
 pub struct BmcCmdb {
     session: Arc<Session>,
@@ -102,7 +110,8 @@ impl BmcCmdb {
             encode_segment(class),
             encode_query(&[
                 ("qualification", &qualification),
-                ("attributes", &attributes.join(","))
+                ("attributes", &attributes.join(",")),
+                ("limit", &CMDB_LIMIT.to_string()),
             ])
         );
         let reply = self

@@ -96,7 +96,10 @@ pub struct BmcConfig {
     pub token_refresh_margin: Duration,
     /// Timeout of every HTTP request. Default 30 s.
     pub timeout: Duration,
-    /// Largest response body accepted. Default 4 MiB.
+    /// Largest response body read, in bytes (at least 1024). Default 4 MiB. A larger answer
+    /// (by `Content-Length`, or counted while streaming) is not read further: a 2xx becomes a
+    /// retryable [`ItsmError::InvalidResponse`], any other status an [`ItsmError::Http`] with
+    /// that status.
     pub max_response_bytes: usize,
     /// CMDB lookup settings (used by [`BmcCmdb`](crate::BmcCmdb)).
     pub cmdb: CmdbConfig,

@@ -27,6 +27,11 @@ const HELP_DESK_FORM: &str = "HPD:Help Desk";
 const WORK_LOG_FORM: &str = "HPD:WorkLog";
 const INCIDENT_NUMBER: &str = "Incident Number";
 const ENTRY_ID: &str = "Entry ID";
+/// Rows asked for when finding the open incident of a correlation id (newest first): more than
+/// one is already a duplicate.
+const FIND_OPEN_LIMIT: &str = "50";
+/// Rows asked for when reading an incident by its (unique) number.
+const BY_NUMBER_LIMIT: &str = "10";
 
 /// The BMC Helix ITSM backend (AR System REST API, incidents).
 ///
@@ -38,7 +43,9 @@ const ENTRY_ID: &str = "Entry ID";
 ///   incident number. If that lookup fails the error is retryable and the incident already
 ///   carries the correlation id, so the caller's `find_open` before a retried create finds it.
 /// * Health: ready when a token is held or a login succeeds.
-/// * Find: `HPD:Help Desk` by the configured correlation field and `'Status' < "Resolved"`.
+/// * Find: `HPD:Help Desk` by the configured correlation field and `'Status' < "Resolved"`,
+///   newest entry first, at most 50 rows.
+/// * Every query quotes its values as AR strings (inner `"` doubled) and sends a row `limit`.
 /// * Update / resolve / reopen: `PUT HPD:IncidentInterface/{id}|{id}`; work notes are
 ///   `HPD:WorkLog` entries.
 ///
@@ -199,7 +206,11 @@ impl BmcConnector {
     async fn entry_id_of(&self, number: &str) -> Result<String, ItsmError> {
         let q = equals(INCIDENT_NUMBER, number);
         let fields = values_param(&[ENTRY_ID, INCIDENT_NUMBER]);
-        let path = Self::entry_path(HELP_DESK_FORM, None, &[("q", &q), ("fields", &fields)]);
+        let path = Self::entry_path(
+            HELP_DESK_FORM,
+            None,
+            &[("q", &q), ("fields", &fields), ("limit", BY_NUMBER_LIMIT)],
+        );
         let list: EntryList = self.get("create", path).await?.json("create")?;
         list.entries
             .iter()
@@ -310,7 +321,17 @@ impl ItsmConnector for BmcConnector {
             quote_value("Resolved")
         );
         let fields = values_param(&[ENTRY_ID, INCIDENT_NUMBER, "Status"]);
-        let path = Self::entry_path(HELP_DESK_FORM, None, &[("q", &q), ("fields", &fields)]);
+        let sort = format!("{ENTRY_ID}.desc");
+        let path = Self::entry_path(
+            HELP_DESK_FORM,
+            None,
+            &[
+                ("q", &q),
+                ("fields", &fields),
+                ("sort", &sort),
+                ("limit", FIND_OPEN_LIMIT),
+            ],
+        );
         let list: EntryList = self.get("find_open", path).await?.json("find_open")?;
         // Re-check the status: some servers order enum comparisons differently.
         let mut open: Vec<(&str, Option<&str>)> = list

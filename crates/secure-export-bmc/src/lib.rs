@@ -7,13 +7,19 @@
 //! | operation | request |
 //! |---|---|
 //! | login | `POST /api/jwt/login` (form `username`, `password`) -> token text, then `Authorization: AR-JWT <token>` |
-//! | create | `POST /api/arsys/v1/entry/HPD:IncidentInterface_Create?fields=values(Incident Number,Request ID)`, then `GET HPD:Help Desk?q='Incident Number'="…"` for the entry id |
-//! | find open | `GET /api/arsys/v1/entry/HPD:Help Desk?q='Vendor Ticket Number'="…" AND 'Status' < "Resolved"` |
+//! | create | `POST /api/arsys/v1/entry/HPD:IncidentInterface_Create?fields=values(Incident Number,Request ID)`, then `GET HPD:Help Desk?q='Incident Number'="…"&limit=10` for the entry id |
+//! | find open | `GET /api/arsys/v1/entry/HPD:Help Desk?q='Vendor Ticket Number'="…" AND 'Status' < "Resolved"&sort=Entry ID.desc&limit=50` |
 //! | state | `GET /api/arsys/v1/entry/HPD:Help Desk/{id}?fields=values(Status)` |
 //! | update, resolve, reopen | `PUT /api/arsys/v1/entry/HPD:IncidentInterface/{id}\|{id}` |
 //! | work note | `POST /api/arsys/v1/entry/HPD:WorkLog` |
-//! | CMDB | `GET /api/cmdb/v1.0/instances/BMC.ASSET/BMC.CORE/BMC_ComputerSystem?qualification=…&attributes=…` |
+//! | CMDB | `GET /api/cmdb/v1.0/instances/BMC.ASSET/BMC.CORE/BMC_ComputerSystem?qualification=…&attributes=…&limit=20` |
 //! | shutdown | `POST /api/jwt/logout` |
+//!
+//! Values from alerts never shape a query: qualification values are AR strings with inner `"`
+//! doubled, `LIKE` values have their wildcards neutralized (see [`BmcCmdb`]), every query sends
+//! a row `limit`, and every response body is read up to
+//! [`BmcConfig::max_response_bytes`] (default 4 MiB; `Content-Length` is checked first). A 2xx
+//! answer over it is a retryable `InvalidResponse`; any other status keeps its own retry class.
 //!
 //! What it does not do: retry (the caller's outbox does, guided by
 //! [`ItsmError::retry_class`](secure_export_itsm::ItsmError::retry_class)) except one new

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use crate::BmcConfig;
 use crate::config::BACKEND;
 use crate::token::{CachedToken, stated_lifetime};
-use crate::wire::{http_error, parse_error_body, snippet};
+use crate::wire::{ErrorBody, http_error, parse_error_body, snippet};
 
 /// One authenticated REST call, relative to the base URL.
 #[derive(Debug)]
@@ -159,7 +159,7 @@ impl Session {
         let retry_after = header_string(response.headers(), RETRY_AFTER);
         let body = self.read_body(response).await?;
         if !(200..300).contains(&status) {
-            let parsed = parse_error_body(&body);
+            let parsed = self.error_body(body.as_deref());
             tracing::warn!(event = "bmc.login.failed", status, code = ?parsed.code);
             if matches!(status, 400 | 401 | 403) || parsed.is_auth_failure() {
                 return Err(ItsmError::Auth {
@@ -173,6 +173,7 @@ impl Session {
             }
             return Err(http_error(status, retry_after.as_deref(), parsed));
         }
+        let body = body.ok_or_else(|| self.too_large("login", status))?;
         let text =
             String::from_utf8(body).map_err(|_| auth_error("login returned a non-UTF-8 token"))?;
         let token = text.trim();
@@ -215,7 +216,7 @@ impl Session {
         if (200..300).contains(&status) || status == 401 {
             return Ok(());
         }
-        Err(http_error(status, None, parse_error_body(&body)))
+        Err(http_error(status, None, self.error_body(body.as_deref())))
     }
 
     /// Sends an authenticated call; on 401 or AR error 623 logs in again once and retries.
@@ -240,6 +241,7 @@ impl Session {
             let body = self.read_body(response).await?;
             tracing::debug!(event = "bmc.call", op = call.op, method = %call.method, status);
             if (200..300).contains(&status) {
+                let body = body.ok_or_else(|| self.too_large(call.op, status))?;
                 let reply = Reply {
                     status,
                     location,
@@ -252,7 +254,7 @@ impl Session {
                 }
                 return Ok(reply);
             }
-            let parsed = parse_error_body(&body);
+            let parsed = self.error_body(body.as_deref());
             if status == 401 || parsed.is_auth_failure() {
                 if !renewed {
                     tracing::info!(event = "bmc.token.rejected", op = call.op, status);
@@ -274,19 +276,55 @@ impl Session {
         }
     }
 
-    /// Reads the body, refusing more than the configured maximum.
-    async fn read_body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, ItsmError> {
-        let mut body = Vec::new();
+    /// Reads the body, at most `max_response_bytes` of it: `None` (the rest left unread) when
+    /// the declared `Content-Length` or the bytes received so far exceed the limit, so a huge
+    /// or endless answer never takes more memory than that.
+    async fn read_body(
+        &self,
+        mut response: reqwest::Response,
+    ) -> Result<Option<Vec<u8>>, ItsmError> {
+        let declared = response.content_length();
+        if declared.is_some_and(|len| len > self.max_body as u64) {
+            return Ok(None);
+        }
+        let mut body = Vec::with_capacity(declared.map_or(0, |len| len as usize));
         while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
-            if body.len() + chunk.len() > self.max_body {
-                return Err(ItsmError::InvalidResponse {
-                    backend: BACKEND,
-                    message: format!("response body larger than {} bytes", self.max_body),
-                });
+            if body.len().saturating_add(chunk.len()) > self.max_body {
+                return Ok(None);
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(body)
+        Ok(Some(body))
+    }
+
+    /// The error of a 2xx answer whose body was over the limit: retryable `InvalidResponse`,
+    /// like any 2xx body we cannot use (the call may have taken effect, so the caller must come
+    /// back and reconcile; a huge page from a proxy is usually transient; the caller's attempt
+    /// limit bounds the retries).
+    fn too_large(&self, op: &str, status: u16) -> ItsmError {
+        ItsmError::InvalidResponse {
+            backend: BACKEND,
+            message: format!(
+                "{op}: HTTP {status} response body larger than {} bytes (max_response_bytes), \
+                 not read",
+                self.max_body
+            ),
+        }
+    }
+
+    /// The parsed error body of a non-2xx answer; one over the limit keeps only that fact, so
+    /// the error still carries the status and its retry class.
+    fn error_body(&self, body: Option<&[u8]>) -> ErrorBody {
+        match body {
+            Some(body) => parse_error_body(body),
+            None => ErrorBody {
+                message: Some(format!(
+                    "response body larger than {} bytes (max_response_bytes), not read",
+                    self.max_body
+                )),
+                ..ErrorBody::default()
+            },
+        }
     }
 }
 

@@ -69,11 +69,39 @@ pub(crate) fn equals(field: &str, value: &str) -> String {
     format!("{}={}", quote_field(field), quote_value(value))
 }
 
-/// `'field' LIKE "value"`: used by the CMDB lookup for case-insensitive matching where the
-/// server's `=` is case-sensitive. Wildcards in `value` can only widen the match; callers
-/// re-check the results exactly.
+/// `'field' LIKE "<pattern>"` with [`like_pattern`]`(value)`: used by the CMDB lookup for
+/// case-insensitive matching where the server's `=` is case-sensitive. Callers re-check the
+/// results for exact equality and send a row limit.
 pub(crate) fn like(field: &str, value: &str) -> String {
-    format!("{} LIKE {}", quote_field(field), quote_value(value))
+    format!(
+        "{} LIKE {}",
+        quote_field(field),
+        quote_value(&like_pattern(value))
+    )
+}
+
+/// A `LIKE` pattern for `value` in which no character of `value` can act as a multi-character
+/// wildcard or a character set.
+///
+/// AR System's `LIKE` wildcards are `%` (any run), `_` (one character) and `[...]` / `[^...]`
+/// (a set or range, SQL Server); the only documented way to match them literally, enclosing
+/// them in brackets (`[%]`), works on SQL Server and Sybase only: Oracle has none, and
+/// PostgreSQL reads `[` literally and `\` as its escape character. No escape is portable, so
+/// each `%`, `[`, `]` and `\` becomes `_` and `_` stays `_`: one arbitrary character in place
+/// of one character. The pattern then matches `value` (ignoring case, as intended) and
+/// otherwise only strings of exactly the same length that agree on every other character, never
+/// "everything"; the exact re-check drops those. Values without these characters are unchanged.
+pub(crate) fn like_pattern(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| {
+            if matches!(c, '%' | '[' | ']' | '\\') {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// The `fields` parameter: `values(A,B)`.
@@ -230,6 +258,27 @@ mod tests {
         assert_eq!(quote_field("it's"), "'it''s'");
         assert_eq!(quote_value(""), "\"\"");
         assert_eq!(quote_value("$NULL$"), "\"$NULL$\"");
+    }
+
+    #[test]
+    fn like_values_cannot_widen_the_match() {
+        assert_eq!(like_pattern("test-VM"), "test-VM");
+        assert_eq!(like_pattern("%"), "_");
+        assert_eq!(like_pattern("a%b_c[d-f]g[^h]\\"), "a_b_c_d-f_g_^h__");
+        assert_eq!(
+            like("Name", "%\" OR 'Name' LIKE \"%"),
+            "'Name' LIKE \"_\"\" OR 'Name' LIKE \"\"_\""
+        );
+        assert_eq!(
+            like("CloudID", "/subscriptions/s/resourceGroups/my_rg/x"),
+            "'CloudID' LIKE \"/subscriptions/s/resourceGroups/my_rg/x\""
+        );
+        // Every character of the pattern is either the value's own or a single `_`.
+        for value in ["%%%", "[a-z]%", "100%_x", "\\%", "ünï%cødé"] {
+            let pattern = like_pattern(value);
+            assert_eq!(pattern.chars().count(), value.chars().count(), "{value}");
+            assert!(!pattern.contains(['%', '[', ']', '\\']), "{pattern}");
+        }
     }
 
     /// Reads one AR string literal from the start of `q` (`""` is a literal quote); returns

@@ -227,7 +227,7 @@ async fn incident_lifecycle_wire_format_is_exact() {
             &format!("{entry}/HPD:Help%20Desk"),
             Some(
                 "q=%27Incident%20Number%27%3D%22INC000000000101%22\
-                 &fields=values%28Entry%20ID%2CIncident%20Number%29",
+                 &fields=values%28Entry%20ID%2CIncident%20Number%29&limit=10",
             ),
             tok,
             "",
@@ -238,7 +238,8 @@ async fn incident_lifecycle_wire_format_is_exact() {
             &format!("{entry}/HPD:Help%20Desk"),
             Some(
                 "q=%27Vendor%20Ticket%20Number%27%3D%22corr-1%22%20AND%20%27Status%27%20%3C%20%22Resolved%22\
-                 &fields=values%28Entry%20ID%2CIncident%20Number%2CStatus%29",
+                 &fields=values%28Entry%20ID%2CIncident%20Number%2CStatus%29\
+                 &sort=Entry%20ID.desc&limit=50",
             ),
             tok,
             "",
@@ -409,7 +410,7 @@ async fn cmdb_lookups_wire_format_and_mapping() {
     assert_eq!(
         calls[0].url.query().unwrap(),
         "qualification=%27CloudID%27%20LIKE%20%22%2Fsubscriptions%2Fs1%2Fresourcegroups%2Frg%2Fproviders%2Fmicrosoft.compute%2Fvirtualmachines%2Fvm1%22\
-         &attributes=Name%2CReconciliationIdentity%2CCloudID"
+         &attributes=Name%2CReconciliationIdentity%2CCloudID&limit=20"
     );
     assert_eq!(support::auth(&calls[0]), "AR-JWT tok-1");
 
@@ -425,7 +426,7 @@ async fn cmdb_lookups_wire_format_and_mapping() {
     assert_eq!(calls.len(), 2);
     assert_eq!(
         calls[1].url.query().unwrap(),
-        "qualification=%27Name%27%20LIKE%20%22vm1%22&attributes=Name%2CReconciliationIdentity"
+        "qualification=%27Name%27%20LIKE%20%22vm1%22&attributes=Name%2CReconciliationIdentity&limit=20"
     );
 
     // A non-BMC hint (an Azure type) is ignored: every configured class is searched.

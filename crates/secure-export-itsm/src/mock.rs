@@ -94,7 +94,8 @@ impl MockConnector {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Makes the next call of `op` (or of any operation, with `None`) fail with `error`.
+    /// Makes the next call of `op` (or of any operation but [`MockOp::Health`], with `None`)
+    /// fail with `error`.
     /// Scripted failures are consumed in order.
     pub fn fail_next(&self, op: Option<MockOp>, error: ItsmError) {
         self.lock().script.push_back((op, error));
@@ -163,10 +164,12 @@ impl MockConnector {
     /// Records a call and returns the scripted failure for it, if one is due.
     fn begin(&self, op: MockOp, target: &str) -> Result<MutexGuard<'_, Inner>, ItsmError> {
         let mut inner = self.lock();
-        let pos = inner
-            .script
-            .iter()
-            .position(|(o, _)| o.is_none_or(|o| o == op));
+        let pos = inner.script.iter().position(|(o, _)| match o {
+            Some(o) => *o == op,
+            // "Any operation" means any call that does work: a background health probe
+            // (which a receiver runs on a timer) must not eat a failure a test scripted.
+            None => op != MockOp::Health,
+        });
         let failure = pos.and_then(|p| inner.script.remove(p)).map(|(_, e)| e);
         inner.calls.push(MockCall {
             op,

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::config::{ServiceNowConfig, is_identifier};
 use crate::fields::{field, rows};
+use crate::query::{self, Refusal};
 use crate::transport::Transport;
 
 const FIELDS: &str = "sys_id,name,sys_class_name,object_id";
@@ -28,6 +29,14 @@ const LIMIT: &str = "20";
 /// equals the id ignoring ASCII case. Two requests at most per class, and never a false match.
 /// A subscription-only id also matches the bare subscription id stored on
 /// `cmdb_ci_cloud_service_account`.
+///
+/// # Values that are never sent
+/// Alert text is chosen by whoever raises the alert, and encoded-query values are not escaped.
+/// A resource id or name that begins with `javascript:` (in any case, after whitespace or
+/// invisible characters) would be evaluated as a script by the instance; one containing `^`
+/// would add conditions to the query; control characters have no business there either. Such
+/// a value never enters a query: the lookup answers "nothing found" without a request, and logs
+/// the reason (target `servicenow`, level warn). Every query asks for at most 20 rows.
 #[derive(Clone)]
 pub struct ServiceNowCmdb {
     transport: Transport,
@@ -97,28 +106,49 @@ fn id_candidates(id: &str) -> (Vec<String>, String) {
     }
 }
 
-/// Whether a value can go into an encoded query unchanged.
-fn query_safe(value: &str) -> bool {
-    !value.is_empty() && !value.contains('^') && !value.chars().any(char::is_control)
+/// Logs why a lookup value is not sent, and gives the "nothing found" answer.
+///
+/// The refusal is not a [`LookupError`]: every error makes the binder report the lookup as
+/// failed (and the outbox then waits for the CMDB as if it were down), while this answer is
+/// final. The binder reports the target as unmatched ("no CI named ...").
+fn refused(what: &'static str, value: &str, refusal: Refusal) -> Vec<CiRecord> {
+    if refusal == Refusal::Empty {
+        tracing::debug!(target: "servicenow", lookup = what, "empty cmdb lookup value");
+    } else {
+        tracing::warn!(
+            target: "servicenow",
+            lookup = what,
+            value = %value.escape_debug(),
+            reason = %refusal,
+            "cmdb lookup not sent"
+        );
+    }
+    Vec::new()
 }
 
 #[async_trait]
 impl CmdbLookup for ServiceNowCmdb {
+    /// Values that cannot go into an encoded query unchanged (see [`ServiceNowCmdb`]) are
+    /// never sent: the lookup finds nothing.
     async fn by_resource_id(&self, resource_id: &str) -> Result<Vec<CiRecord>, LookupError> {
         let id = resource_id.trim().trim_end_matches('/');
-        if !query_safe(id) {
-            return Ok(Vec::new());
-        }
-        let (candidates, tail) = id_candidates(id);
+        let id = match query::check(id) {
+            Ok(id) => id,
+            Err(refusal) => return Ok(refused("resource id", resource_id, refusal)),
+        };
+        let (mut candidates, tail) = id_candidates(id);
+        // The bare subscription id is a second spelling, checked on its own.
+        candidates.retain(|c| query::check(c).is_ok());
         let exact: Vec<String> = candidates
             .iter()
             .map(|c| format!("object_id={c}"))
             .collect();
         let exact = exact.join("^OR");
+        let tail_safe = query::check(&tail).is_ok();
         let mut found = Vec::new();
         for table in &self.classes {
             let mut rows = self.query(table, &exact).await?;
-            if rows.is_empty() && query_safe(&tail) {
+            if rows.is_empty() && tail_safe {
                 rows = self
                     .query(table, &format!("object_idENDSWITH{tail}"))
                     .await?;
@@ -138,15 +168,17 @@ impl CmdbLookup for ServiceNowCmdb {
         Ok(found)
     }
 
+    /// Names that cannot go into an encoded query unchanged (see [`ServiceNowCmdb`]) are never
+    /// sent: the lookup finds nothing.
     async fn by_name(
         &self,
         name: &str,
         class_hint: Option<&str>,
     ) -> Result<Vec<CiRecord>, LookupError> {
-        let name = name.trim();
-        if !query_safe(name) {
-            return Ok(Vec::new());
-        }
+        let name = match query::check(name.trim()) {
+            Ok(name) => name,
+            Err(refusal) => return Ok(refused("name", name, refusal)),
+        };
         let hinted = class_hint.filter(|c| is_identifier(c));
         let tables: Vec<&str> = match hinted {
             Some(class) => vec![class],

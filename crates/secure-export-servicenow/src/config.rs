@@ -304,9 +304,19 @@ pub struct ServiceNowConfig {
     /// CMDB tables searched by [`ServiceNowCmdb`](crate::ServiceNowCmdb) (default `cmdb_ci`,
     /// which holds every class).
     pub cmdb_classes: Vec<String>,
+    /// Largest response body read, in bytes (default [`DEFAULT_MAX_RESPONSE_BYTES`], 4 MiB; at
+    /// least 1024). A larger answer (by `Content-Length`, or counted while streaming) is not
+    /// read further: a 2xx becomes a retryable
+    /// [`ItsmError::InvalidResponse`](secure_export_itsm::ItsmError::InvalidResponse), any other
+    /// status an [`ItsmError::Http`](secure_export_itsm::ItsmError::Http) with that status.
+    pub max_response_bytes: usize,
     /// The clock used for token expiry.
     pub clock: Clock,
 }
+
+/// The default [`ServiceNowConfig::max_response_bytes`]: 4 MiB, far above any answer the
+/// connector asks for (at most 50 rows of a few fields).
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 << 20;
 
 impl ServiceNowConfig {
     /// A configuration with defaults for everything but the instance and the credentials.
@@ -330,6 +340,7 @@ impl ServiceNowConfig {
             timeout: Duration::from_secs(30),
             token_refresh_margin: Duration::from_secs(60),
             cmdb_classes: vec!["cmdb_ci".to_owned()],
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             clock: Clock::default(),
         }
     }
@@ -373,6 +384,13 @@ impl ServiceNowConfig {
         self
     }
 
+    /// Sets the largest response body read, in bytes.
+    #[must_use]
+    pub fn with_max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
+        self
+    }
+
     /// Sets the clock used for token expiry.
     #[must_use]
     pub fn with_clock(mut self, clock: Clock) -> Self {
@@ -386,6 +404,9 @@ impl ServiceNowConfig {
         self.severity_map.check()?;
         if self.timeout.is_zero() {
             return Err("timeout must be greater than zero".to_owned());
+        }
+        if self.max_response_bytes < 1024 {
+            return Err("max_response_bytes must be at least 1024".to_owned());
         }
         for (what, value) in [
             ("resolve_state", &self.resolve_state),
@@ -470,6 +491,10 @@ mod tests {
                 "auth.username",
             ),
             (base.clone().with_timeout(Duration::ZERO), "timeout"),
+            (
+                base.clone().with_max_response_bytes(1023),
+                "max_response_bytes",
+            ),
             (base.clone().with_extra_field("u bad", "v"), "extra_fields"),
             (
                 ServiceNowConfig {

@@ -87,6 +87,47 @@ pub(crate) fn not_json(headers: &HeaderMap, what: &str) -> ItsmError {
     }
 }
 
+/// The error for an answer whose body is larger than `cap` bytes (and was not read).
+///
+/// A 2xx is a retryable [`ItsmError::InvalidResponse`], like any other 2xx body we cannot use:
+/// the request may have taken effect (a create), so the caller must come back and reconcile
+/// (`find_open` before a new create), and a huge page from a proxy or a waking instance is
+/// usually transient; the caller's attempt limit bounds the retries. Any other status keeps its
+/// own class: an [`ItsmError::Http`] with that status, its `Retry-After`, and the canonical
+/// reason as the message.
+pub(crate) fn too_large(
+    status: StatusCode,
+    headers: &HeaderMap,
+    cap: usize,
+    now: SystemTime,
+) -> ItsmError {
+    let what = format!("response body larger than {cap} bytes (max_response_bytes), not read");
+    if status.is_success() {
+        return ItsmError::InvalidResponse {
+            backend: BACKEND,
+            message: format!("HTTP {}: {what}", status.as_u16()),
+        };
+    }
+    match http_error(status, headers, b"", now) {
+        ItsmError::Http {
+            backend,
+            status,
+            message,
+            code,
+            retry_after,
+            ..
+        } => ItsmError::Http {
+            backend,
+            status,
+            message,
+            detail: Some(what),
+            code,
+            retry_after,
+        },
+        other => other,
+    }
+}
+
 /// Maps a transport failure; never includes the URL's credentials (we never put any there).
 pub(crate) fn transport_error(err: &reqwest::Error) -> ItsmError {
     let message = describe(err);
@@ -247,6 +288,31 @@ mod tests {
                 "{err} should contain {message}"
             );
         }
+    }
+
+    #[test]
+    fn too_large_keeps_the_status_class() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let ok = too_large(StatusCode::OK, &HeaderMap::new(), 1024, now);
+        assert!(matches!(ok, ItsmError::InvalidResponse { .. }), "{ok:?}");
+        assert_eq!(ok.retry_class(), RetryClass::Retryable);
+        assert!(ok.to_string().contains("larger than 1024 bytes"), "{ok}");
+        let throttled = too_large(
+            StatusCode::TOO_MANY_REQUESTS,
+            &headers(&[("retry-after", "9")]),
+            1024,
+            now,
+        );
+        assert_eq!(
+            throttled.retry_class(),
+            RetryClass::Throttled(Duration::from_secs(9))
+        );
+        let denied = too_large(StatusCode::FORBIDDEN, &HeaderMap::new(), 1024, now);
+        assert_eq!(denied.retry_class(), RetryClass::Permanent);
+        assert!(
+            matches!(&denied, ItsmError::Http { status: 403, detail: Some(d), .. } if d.contains("1024")),
+            "{denied:?}"
+        );
     }
 
     #[test]

@@ -154,6 +154,9 @@ pub(crate) async fn create(
 
 /// The newest event under `key`. Events created in the same second are told apart by the
 /// server's order (insertion order on the emulator): the last of the newest timestamp wins.
+///
+/// `key` must have passed [`crate::query::check`] (or come from
+/// [`crate::fields::correlation_key`]).
 async fn newest(transport: &Transport, key: &str) -> Result<Option<Value>, ItsmError> {
     let query = format!("message_key={key}^ORDERBYDESCsys_created_on");
     let reply = transport
@@ -228,7 +231,20 @@ pub(crate) async fn state(
 ) -> Result<WorkItemState, ItsmError> {
     let record = read(transport, item).await?;
     let key = field(&record, "message_key").unwrap_or_default();
-    let newest = newest(transport, &key).await?.unwrap_or(record);
+    // The key is read back from the instance (anyone who can edit the event can change it), so
+    // it is checked like any other query value; without a usable key the event stands alone.
+    let newest = match crate::query::check(&key) {
+        Ok(key) => newest(transport, key).await?.unwrap_or(record),
+        Err(refusal) => {
+            tracing::warn!(
+                target: "servicenow",
+                event = %item.id,
+                %refusal,
+                "message_key not queried; the state is that of this event"
+            );
+            record
+        }
+    };
     Ok(if is_clear(&newest) {
         WorkItemState::Resolved
     } else {

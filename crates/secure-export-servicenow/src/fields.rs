@@ -27,14 +27,19 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
 
 /// The correlation key stored in `correlation_id` / `message_key` and searched by `find_open`.
 ///
-/// Characters that would break an encoded query (`^`, control characters) become `_`. A key
-/// longer than `max` characters is shortened to its first characters plus `~` and a 64-bit hash
-/// of the whole, so create and find always agree and distinct long ids stay distinct.
+/// Characters that would break an encoded query (`^`, control characters) become `_`, and a
+/// key that ServiceNow would evaluate as a script (one beginning with `javascript:`, see
+/// [`crate::query`]) gets a leading `_`. A key longer than `max` characters is shortened to its
+/// first characters plus `~` and a 64-bit hash of the whole, so create and find always agree and
+/// distinct long ids stay distinct.
 pub(crate) fn correlation_key(id: &str, max: usize) -> String {
-    let clean: String = id
+    let mut clean: String = id
         .chars()
         .map(|c| if c == '^' || c.is_control() { '_' } else { c })
         .collect();
+    if crate::query::is_script(&clean) {
+        clean.insert(0, '_');
+    }
     if clean.chars().count() <= max {
         return clean;
     }
@@ -99,6 +104,19 @@ mod tests {
     fn correlation_keys_are_stable_and_bounded() {
         assert_eq!(correlation_key("abc-1", 100), "abc-1");
         assert_eq!(correlation_key("a^b\nc", 100), "a_b_c");
+        assert_eq!(
+            correlation_key("javascript:gs.sleep(3000)", 100),
+            "_javascript:gs.sleep(3000)"
+        );
+        assert_eq!(correlation_key(" JavaScript:x", 100), "_ JavaScript:x");
+        assert_eq!(correlation_key("\u{1}javascript:x", 100), "_javascript:x");
+        let long_script = format!("javascript:{}", "x".repeat(200));
+        let key = correlation_key(&long_script, 100);
+        assert_eq!(key.chars().count(), 100);
+        assert!(key.starts_with("_javascript:"), "{key}");
+        for key in [key, correlation_key("x^NQactive=true", 100)] {
+            assert!(crate::query::check(&key).is_ok(), "{key}");
+        }
         let a = correlation_key(&"x".repeat(150), 100);
         let b = correlation_key(&format!("{}y", "x".repeat(149)), 100);
         assert_eq!(a.chars().count(), 100);

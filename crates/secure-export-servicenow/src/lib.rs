@@ -57,8 +57,11 @@ mod errors;
 mod event;
 mod fields;
 mod incident;
+mod query;
 mod transport;
 
 pub use cmdb::ServiceNowCmdb;
-pub use config::{Auth, Clock, ServiceNowConfig, SeverityMap, WorkItemKind};
+pub use config::{
+    Auth, Clock, DEFAULT_MAX_RESPONSE_BYTES, ServiceNowConfig, SeverityMap, WorkItemKind,
+};
 pub use connector::ServiceNowConnector;

@@ -14,7 +14,7 @@ use tokio::sync::Mutex;
 use url::Url;
 
 use crate::config::{Auth, Clock, ServiceNowConfig};
-use crate::errors::{BACKEND, http_error, not_json, transport_error};
+use crate::errors::{BACKEND, http_error, not_json, too_large, transport_error};
 
 /// A successful JSON answer.
 #[derive(Debug)]
@@ -47,6 +47,8 @@ struct Inner {
     base: Url,
     client: reqwest::Client,
     timeout: Duration,
+    /// Largest response body read.
+    max_body: usize,
     auth: Auth,
     token: Mutex<Option<Token>>,
     margin: Duration,
@@ -125,6 +127,7 @@ impl Transport {
                 base,
                 client,
                 timeout: config.timeout,
+                max_body: config.max_response_bytes,
                 auth: config.auth.clone(),
                 token: Mutex::new(None),
                 margin: config.token_refresh_margin,
@@ -165,7 +168,7 @@ impl Transport {
         let (first, used) = self
             .send(method.clone(), url.clone(), query, body, None)
             .await?;
-        let (status, headers, bytes) = match used {
+        let (status, headers, body) = match used {
             Some(rejected) if oauth && first.0 == StatusCode::UNAUTHORIZED => {
                 tracing::debug!(target: "servicenow", "401 with a bearer token; renewing it once");
                 self.send(method, url, query, body, Some(&rejected))
@@ -174,8 +177,12 @@ impl Transport {
             }
             _ => first,
         };
+        let now = self.inner.clock.now();
+        let Some(bytes) = body else {
+            return Err(too_large(status, &headers, self.inner.max_body, now));
+        };
         if !status.is_success() {
-            return Err(http_error(status, &headers, &bytes, self.inner.clock.now()));
+            return Err(http_error(status, &headers, &bytes, now));
         }
         let body = serde_json::from_slice::<Value>(&bytes)
             .ok()
@@ -195,7 +202,7 @@ impl Transport {
         query: &[(&str, &str)],
         body: Option<&Value>,
         rejected: Option<&Secret>,
-    ) -> Result<((StatusCode, HeaderMap, bytes::Bytes), Option<Secret>), ItsmError> {
+    ) -> Result<((StatusCode, HeaderMap, Option<Vec<u8>>), Option<Secret>), ItsmError> {
         let mut request = self
             .inner
             .client
@@ -223,8 +230,8 @@ impl Transport {
         let response = request.send().await.map_err(|e| transport_error(&e))?;
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response.bytes().await.map_err(|e| transport_error(&e))?;
-        Ok(((status, headers, bytes), used))
+        let body = read_capped(response, self.inner.max_body).await?;
+        Ok(((status, headers, body), used))
     }
 
     /// A valid access token, fetched or renewed when it is about to expire or when it is the one
@@ -339,9 +346,24 @@ impl Transport {
             .map_err(|e| transport_error(&e))?;
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response.bytes().await.map_err(|e| transport_error(&e))?;
+        let body = read_capped(response, self.inner.max_body).await?;
         let now = self.inner.clock.now();
-        if status == StatusCode::BAD_REQUEST || status == StatusCode::UNAUTHORIZED {
+        let rejected = status == StatusCode::BAD_REQUEST || status == StatusCode::UNAUTHORIZED;
+        let Some(bytes) = body else {
+            if rejected {
+                return Err(ItsmError::Auth {
+                    backend: BACKEND,
+                    message: format!(
+                        "token request (grant_type={grant}) rejected with HTTP {} (body larger \
+                         than {} bytes, not read)",
+                        status.as_u16(),
+                        self.inner.max_body
+                    ),
+                });
+            }
+            return Err(too_large(status, &headers, self.inner.max_body, now));
+        };
+        if rejected {
             let detail = match http_error(status, &headers, &bytes, now) {
                 ItsmError::Http {
                     message, detail, ..
@@ -388,6 +410,27 @@ impl Transport {
                 .unwrap_or(now),
         })
     }
+}
+
+/// Reads the body of `response`, at most `cap` bytes: `None` (and the rest left unread) when the
+/// declared `Content-Length` or the bytes received so far exceed it, so a huge or endless answer
+/// never takes more than `cap` bytes of memory.
+async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> Result<Option<Vec<u8>>, ItsmError> {
+    let declared = response.content_length();
+    if declared.is_some_and(|len| len > cap as u64) {
+        return Ok(None);
+    }
+    let mut body = Vec::with_capacity(declared.map_or(0, |len| len as usize));
+    while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(&e))? {
+        if body.len().saturating_add(chunk.len()) > cap {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 /// Longest access-token lifetime believed from `expires_in` (ServiceNow's default is 30 min).

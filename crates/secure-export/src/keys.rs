@@ -189,6 +189,34 @@ impl AlertFacts {
         Some(facts)
     }
 
+    /// Treats an event dated more than `max_skew` after `now` as received at `now`: its event
+    /// time becomes `now` and a warning (which the work item's notes carry) says so. Returns
+    /// whether it did. Without this a `Resolved` dated in the year 2999 would make every later
+    /// `Fired` of the alert stale, for good.
+    pub fn clamp_future(&mut self, now: DateTime<Utc>, max_skew: std::time::Duration) -> bool {
+        let skew = chrono::Duration::from_std(max_skew).unwrap_or(chrono::Duration::MAX);
+        let limit = now
+            .checked_add_signed(skew)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        if self.event_at <= limit {
+            return false;
+        }
+        self.warnings.push(format!(
+            "event time {} is more than {}s in the future; treated as received now ({})",
+            self.event_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            max_skew.as_secs(),
+            now.to_rfc3339_opts(SecondsFormat::Secs, true),
+        ));
+        self.event_at = now;
+        if self.fired_at.is_some_and(|t| t > limit) {
+            self.fired_at = Some(now);
+        }
+        if self.resolved_at.is_some_and(|t| t > limit) {
+            self.resolved_at = Some(now);
+        }
+        true
+    }
+
     /// Sets the target resource ids (normalized copies and names are derived).
     #[must_use]
     pub fn with_targets(mut self, targets: impl IntoIterator<Item = impl Into<String>>) -> Self {
@@ -324,8 +352,18 @@ pub fn rule_target_key(facts: &AlertFacts) -> String {
         .or(facts.rule.as_deref())
         .unwrap_or(facts.alert_id.as_str())
         .to_lowercase();
-    format!("rule:{rule}|{}", facts.targets_normalized.join(","))
+    let targets = facts.targets_normalized.join(",");
+    if targets.len() <= MAX_KEY_TARGETS_LEN {
+        format!("rule:{rule}|{targets}")
+    } else {
+        // Thousands of targets would make a key of hundreds of kilobytes: a digest of the
+        // same text keeps it short and just as deterministic.
+        format!("rule:{rule}|sha256:{}", digest(&[&targets]))
+    }
 }
+
+/// Longest target list kept verbatim in a `rule+target` key.
+const MAX_KEY_TARGETS_LEN: usize = 2048;
 
 /// The correlation key of an alert in `alert` or `rule+target` mode; in `ci` mode the
 /// per-CI keys come from [`ci_key`] after binding and this returns the order key.
@@ -371,6 +409,39 @@ mod tests {
 
     fn at(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn future_events_are_clamped_to_now_with_a_note() {
+        let now = at("2025-01-01T00:00:00Z");
+        let skew = std::time::Duration::from_secs(300);
+        let mut near = AlertFacts::new("a", Condition::Resolved, at("2025-01-01T00:04:00Z"));
+        assert!(!near.clamp_future(now, skew), "within the skew");
+        assert_eq!(near.event_at, at("2025-01-01T00:04:00Z"));
+        let mut far = AlertFacts::new("a", Condition::Resolved, at("2999-01-01T00:00:00Z"));
+        assert!(far.clamp_future(now, skew));
+        assert_eq!(far.event_at, now);
+        assert_eq!(far.resolved_at, Some(now));
+        assert!(far.warnings[0].contains("2999-01-01"), "{:?}", far.warnings);
+        // A skew too large for chrono saturates instead of panicking.
+        let mut f = AlertFacts::new("a", Condition::Fired, at("2999-01-01T00:00:00Z"));
+        assert!(!f.clamp_future(now, std::time::Duration::MAX));
+    }
+
+    #[test]
+    fn rule_target_keys_of_huge_target_lists_are_digests() {
+        let targets: Vec<String> = (0..6000)
+            .map(|i| format!("/subscriptions/s/resourcegroups/rg/providers/p/t/vm{i}"))
+            .collect();
+        let f = AlertFacts::new("a", Condition::Fired, at("2025-01-01T00:00:00Z"))
+            .with_targets(targets);
+        let key = rule_target_key(&f);
+        assert!(key.len() < 200, "{}", key.len());
+        assert!(key.contains("|sha256:"));
+        assert_eq!(key, rule_target_key(&f));
+        let small = AlertFacts::new("a", Condition::Fired, at("2025-01-01T00:00:00Z"))
+            .with_targets(["/subscriptions/s/resourcegroups/rg/providers/p/t/vm1"]);
+        assert!(rule_target_key(&small).ends_with("/vm1"));
     }
 
     #[test]

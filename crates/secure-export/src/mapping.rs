@@ -148,6 +148,10 @@ fn severity_label(n: Option<u8>) -> String {
     n.map_or_else(|| "Sev?".to_owned(), |n| format!("Sev{n}"))
 }
 
+/// Most targets (and Azure configuration items) the built-in description lists; the rest are
+/// counted ("... and N more"), so one alert naming thousands of resources stays readable.
+pub const LISTED_TARGETS: usize = 50;
+
 /// Cuts `s` to at most `limit` characters, ending with `...` when cut.
 #[must_use]
 pub fn truncate_chars(s: &str, limit: usize) -> String {
@@ -328,11 +332,33 @@ impl Mapping {
         push("Investigate", facts.investigation_link.as_deref());
         push("Alert id", Some(&facts.alert_id));
         push("Alert rule id", facts.rule_id.as_deref());
-        for t in &facts.targets {
+        for t in facts.targets.iter().take(LISTED_TARGETS) {
             push("Target", Some(t));
         }
-        for ci in &facts.configuration_items {
+        if let Some(more) = facts
+            .targets
+            .len()
+            .checked_sub(LISTED_TARGETS)
+            .filter(|n| *n > 0)
+        {
+            push("Target", Some(&format!("... and {more} more")));
+        }
+        for ci in facts.configuration_items.iter().take(LISTED_TARGETS) {
             push("Configuration item (Azure)", Some(ci));
+        }
+        if let Some(more) = facts
+            .configuration_items
+            .len()
+            .checked_sub(LISTED_TARGETS)
+            .filter(|n| *n > 0)
+        {
+            push(
+                "Configuration item (Azure)",
+                Some(&format!("... and {more} more")),
+            );
+        }
+        for w in &facts.warnings {
+            push("Note", Some(w));
         }
         for ci in &binding.cis {
             push("Bound CI", Some(&format!("{} ({})", ci.name, ci.id)));

@@ -73,6 +73,25 @@ fn help(name: &str) -> &'static str {
         "secure_export_accept_batched_deliveries_total" => {
             "Deliveries committed by group commit (divide by batches for the mean batch size)."
         }
+        "secure_export_future_events_total" => {
+            "Deliveries dated more than max_clock_skew in the future, treated as received now."
+        }
+        "secure_export_connection_queue_depth" => "Jobs waiting in the outbox, per connection.",
+        "secure_export_store_up" => "1 when the last background store check passed.",
+        "secure_export_backend_up" => {
+            "1 when the last background health check of the connection's backend passed."
+        }
+        "secure_export_connections_total" => "TCP connections accepted, by listener.",
+        "secure_export_connections_open" => "TCP connections open, by listener.",
+        "secure_export_connections_waited_total" => {
+            "Times the listener reached max_connections and new connections had to wait."
+        }
+        "secure_export_connections_timed_out_total" => {
+            "Connections closed because the request head did not arrive within header_read_timeout."
+        }
+        "secure_export_tls_handshake_failures_total" => {
+            "TLS handshakes that failed or did not finish within header_read_timeout."
+        }
         _ => "secure-export metric.",
     }
 }

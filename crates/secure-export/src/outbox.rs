@@ -68,8 +68,29 @@ pub(crate) fn start(engine: Engine) -> Workers {
     for conn in engine.inner.connections.values() {
         tasks.spawn(dispatch(engine.clone(), conn.clone(), rx.clone()));
     }
+    tasks.spawn(health_checks(engine.clone(), rx.clone()));
     tasks.spawn(housekeeping(engine, rx));
     Workers { stop, tasks }
+}
+
+/// Probes the store and the backends at start and then every `health_interval`, so that
+/// readiness and backend health are known without a request ever causing a probe.
+async fn health_checks(engine: Engine, mut stop: watch::Receiver<bool>) {
+    let interval = engine
+        .inner
+        .options
+        .health_interval
+        .max(Duration::from_millis(10));
+    loop {
+        tokio::select! {
+            _ = engine.probe_health() => {}
+            _ = stop.changed() => return,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 async fn housekeeping(engine: Engine, mut stop: watch::Receiver<bool>) {
@@ -86,13 +107,15 @@ async fn housekeeping(engine: Engine, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
         }
         if auto_close && let Err(e) = engine.auto_close_due().await {
-            tracing::warn!(event = "outbox.auto_close_failed", error = %e);
+            tracing::warn!(event = "outbox.auto_close_failed", error = %crate::logsafe::esc(&e));
         }
         if last_purge.elapsed() >= engine.inner.options.purge_interval {
             last_purge = tokio::time::Instant::now();
             match engine.purge_expired().await {
                 Ok(n) => tracing::debug!(event = "outbox.purged", rows = n),
-                Err(e) => tracing::warn!(event = "outbox.purge_failed", error = %e),
+                Err(e) => {
+                    tracing::warn!(event = "outbox.purge_failed", error = %crate::logsafe::esc(&e))
+                }
             }
         }
         engine.refresh_depth().await;
@@ -145,7 +168,7 @@ async fn dispatch(engine: Engine, conn: Arc<Conn>, mut stop: watch::Receiver<boo
                     ready.extend(jobs);
                 }
                 Err(e) => {
-                    tracing::warn!(event = "outbox.claim_failed", connection = %conn.rt.name, error = %e)
+                    tracing::warn!(event = "outbox.claim_failed", connection = %conn.rt.name, error = %crate::logsafe::esc(&e))
                 }
             }
         }
@@ -191,7 +214,7 @@ async fn dispatch(engine: Engine, conn: Arc<Conn>, mut stop: watch::Receiver<boo
     }
     for job in running.values().chain(ready.iter()) {
         if let Err(e) = engine.inner.store.release(job).await {
-            tracing::warn!(event = "outbox.release_failed", job = job.id, error = %e);
+            tracing::warn!(event = "outbox.release_failed", job = job.id, error = %crate::logsafe::esc(&e));
         }
     }
 }
@@ -251,13 +274,13 @@ async fn run_job(engine: &Engine, conn: &Conn, job: Job) {
                 "secure_export_jobs_total",
                 &[("connection", name), ("outcome", outcome)],
             );
-            engine.add_depth(-1);
+            engine.add_depth(Some(conn), -1);
         }
         Err(Failure::Store(StoreError::LeaseLost(id))) => {
             tracing::warn!(event = "outbox.lease_lost", connection = name, job = id);
         }
         Err(Failure::Store(e)) => {
-            tracing::warn!(event = "outbox.store_failed", connection = name, job = job.id, error = %e);
+            tracing::warn!(event = "outbox.store_failed", connection = name, job = job.id, error = %crate::logsafe::esc(&e));
             metrics.inc_counter(
                 "secure_export_jobs_total",
                 &[("connection", name), ("outcome", "store_error")],
@@ -313,13 +336,13 @@ async fn retry_later(engine: &Engine, conn: &Conn, job: &Job, reason: &str, clas
         return;
     }
     let at = later(now, delay);
-    tracing::info!(event = "outbox.retry", connection = name, job = job.id, attempts, ?delay, error = %reason);
+    tracing::info!(event = "outbox.retry", connection = name, job = job.id, attempts, ?delay, error = %crate::logsafe::esc(&reason));
     metrics.inc_counter(
         "secure_export_jobs_total",
         &[("connection", name), ("outcome", "retry")],
     );
     if let Err(e) = engine.inner.store.retry(job, at, reason, counted).await {
-        tracing::warn!(event = "outbox.retry_failed", connection = name, job = job.id, error = %e);
+        tracing::warn!(event = "outbox.retry_failed", connection = name, job = job.id, error = %crate::logsafe::esc(&e));
     }
 }
 
@@ -339,11 +362,11 @@ async fn dead_letter(engine: &Engine, conn: &Conn, job: &Job, reason: &str) {
                 "secure_export_jobs_total",
                 &[("connection", name), ("outcome", "dead_letter")],
             );
-            engine.add_depth(-1);
+            engine.add_depth(Some(conn), -1);
             engine.refresh_dead_letter_gauge().await;
         }
         Err(e) => {
-            tracing::warn!(event = "outbox.dead_letter_failed", connection = name, job = job.id, error = %e)
+            tracing::warn!(event = "outbox.dead_letter_failed", connection = name, job = job.id, error = %crate::logsafe::esc(&e))
         }
     }
 }
@@ -456,6 +479,9 @@ fn summary(b: &secure_export_cmdb::Binding) -> BindingSummary {
     }
 }
 
+/// Bodies up to this size are parsed on the async worker (tens of microseconds).
+const PARSE_INLINE_MAX: usize = 64 * 1024;
+
 async fn parse_alert(engine: &Engine, job: &Job) -> Result<Option<Alert>, Failure> {
     let Some(delivery) = job.delivery_id else {
         return Ok(None);
@@ -463,10 +489,19 @@ async fn parse_alert(engine: &Engine, job: &Job) -> Result<Option<Alert>, Failur
     let Some(body) = engine.inner.store.delivery_body(delivery).await? else {
         return Ok(None);
     };
-    match Alert::from_slice(&body) {
+    // A large body (up to the body limit, 1 MiB by default) is parsed on the blocking pool so
+    // that it does not hold an async worker that other connections' requests need.
+    let parsed = if body.len() > PARSE_INLINE_MAX {
+        tokio::task::spawn_blocking(move || Alert::from_slice(&body))
+            .await
+            .map_err(|e| Failure::Invalid(format!("alert parser task failed: {e}")))?
+    } else {
+        Alert::from_slice(&body)
+    };
+    match parsed {
         Ok(a) => Ok(Some(a)),
         Err(e) => {
-            tracing::warn!(event = "outbox.reparse_failed", job = job.id, error = %e);
+            tracing::warn!(event = "outbox.reparse_failed", job = job.id, error = %crate::logsafe::esc(&e));
             Ok(None)
         }
     }
@@ -500,13 +535,19 @@ async fn targets(
         (Some(binder), Some(alert)) => binder.bind_each(&alert).await,
         _ => Vec::new(),
     };
+    // At most `max_targets` items per alert, whatever it names; de-duplicated in linear time.
+    let max = conn.rt.max_targets.max(1);
     let mut out: Vec<Target> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for b in &bindings {
+        if out.len() >= max {
+            break;
+        }
         let key = match &b.primary {
             Some(ci) => keys::ci_key(&ci.id),
             None => keys::rule_target_key(facts),
         };
-        if !out.iter().any(|t| t.key == key) {
+        if seen.insert(key.clone()) {
             out.push(Target {
                 key,
                 binding: Some(summary(b)),
@@ -516,8 +557,11 @@ async fn targets(
     if out.is_empty() {
         // No binder (or nothing bound): one item per Azure configuration item name.
         for ci in &facts.configuration_items {
+            if out.len() >= max {
+                break;
+            }
             let key = format!("ci-name:{}", ci.to_lowercase());
-            if !out.iter().any(|t| t.key == key) {
+            if seen.insert(key.clone()) {
                 out.push(Target { key, binding: None });
             }
         }
@@ -806,7 +850,7 @@ async fn apply(
         detail,
         now,
     );
-    tracing::info!(event = "outbox.applied", connection = name, job = job.id, key, action, alert_id = %facts.alert_id);
+    tracing::info!(event = "outbox.applied", connection = name, job = job.id, key, action, alert_id = %crate::logsafe::esc(&facts.alert_id));
     store.save(job, &[rec], &[entry], finish).await?;
     Ok(action)
 }

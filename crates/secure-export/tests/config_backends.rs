@@ -12,7 +12,7 @@ use common::{AUDIENCE, TENANT, eventually, fired, resolved};
 use secure_export::config::Config;
 use secure_export::engine::{Engine, Workers};
 use secure_export::metrics::Metrics;
-use secure_export::router::{AppState, router};
+use secure_export::router::{AppState, public_router};
 use secure_export::store::SqliteStore;
 use secure_export_aad::test_util::TestIssuer;
 use secure_export_emulator::bmc::{BmcEmulator, BmcOptions};
@@ -49,7 +49,7 @@ async fn serve(
     let state = AppState::new(engine.clone(), runtime.gates);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/api/alerts", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
+    tokio::spawn(async move { axum::serve(listener, public_router(state)).await.unwrap() });
     (
         url,
         format!("Bearer {}", issuer.token(AUDIENCE)),

@@ -169,13 +169,15 @@ async fn store_failure_is_unavailable_and_overload_is_overloaded() {
         h.engine.quarantine("default", b"x", "r").await,
         Err(AcceptError::Unavailable(_))
     ));
-    let ready = h.engine.readiness().await;
-    assert!(ready.iter().any(|(n, r)| n == "store" && r.is_err()));
-    assert!(
-        ready
-            .iter()
-            .any(|(n, r)| n == "backend:default" && r.is_ok())
-    );
+    assert!(h.engine.ready_to_accept().is_ok(), "not probed yet");
+    let report = h.engine.probe_health().await;
+    assert!(!report.store.ok());
+    assert!(report.backends["default"].ok());
+    assert_eq!(h.engine.health(), report);
+    assert!(matches!(
+        h.engine.ready_to_accept(),
+        Err(secure_export::engine::NotReady::Store(_))
+    ));
     assert!(matches!(
         h.engine.accept("nope", &alert, &body).await,
         Err(AcceptError::UnknownConnection(_))
@@ -528,6 +530,12 @@ impl Store for Poisoned {
     }
     async fn dead_letter_count(&self) -> Result<u64, StoreError> {
         self.0.dead_letter_count().await
+    }
+    async fn queue_depths(&self) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+        self.0.queue_depths().await
+    }
+    async fn quarantine_usage(&self) -> Result<secure_export::store::QuarantineUsage, StoreError> {
+        self.0.quarantine_usage().await
     }
 }
 

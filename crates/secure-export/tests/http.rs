@@ -111,7 +111,7 @@ async fn every_bad_token_is_refused_and_nothing_is_stored() {
         assert_eq!(a.status, want, "{name} (named route)");
     }
     assert_nothing_stored(&rx, &mock).await;
-    let (_, metrics) = rx.get("/metrics").await;
+    let (_, metrics) = rx.admin_get("/metrics").await;
     assert!(
         metrics.contains("secure_export_token_failures_total"),
         "{metrics}"
@@ -174,7 +174,7 @@ async fn tenant_not_allowed_is_403() {
         assert!(a.headers.get("www-authenticate").is_none(), "{path}");
     }
     assert_nothing_stored(&rx, &mock).await;
-    let (_, metrics) = rx.get("/metrics").await;
+    let (_, metrics) = rx.admin_get("/metrics").await;
     assert!(
         metrics.lines().any(|l| l
             .starts_with("secure_export_token_failures_total{code=\"tenant_not_allowed\"}")
@@ -360,8 +360,22 @@ async fn health_readiness_and_metrics() {
     assert_eq!(status, 200, "{body}");
     let (status, body) = rx.get("/readyz").await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body, r#"{"status":"ready"}"#,
+        "the public readiness names nothing"
+    );
+    let (status, body) = rx.admin_get("/readyz").await;
+    assert_eq!(status, 200, "{body}");
     assert!(body.contains("keys:main"), "{body}");
-    let (status, body) = rx.get("/metrics").await;
+    // Nothing but alerts, health and bare readiness on the public listener.
+    for path in [
+        "/metrics",
+        "/api/admin/dead-letters",
+        "/api/admin/quarantine",
+    ] {
+        assert_eq!(rx.get(path).await.0, 404, "{path} on the public listener");
+    }
+    let (status, body) = rx.admin_get("/metrics").await;
     assert_eq!(status, 200);
     assert!(body.contains("secure_export_request_seconds"), "{body}");
 }
@@ -505,6 +519,13 @@ impl Store for FlakyStore {
     async fn dead_letter_count(&self) -> Result<u64, StoreError> {
         self.inner.dead_letter_count().await
     }
+    async fn queue_depths(&self) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+        self.inner.queue_depths().await
+    }
+    async fn quarantine_usage(&self) -> Result<secure_export::store::QuarantineUsage, StoreError> {
+        self.check()?;
+        self.inner.quarantine_usage().await
+    }
     async fn purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         self.inner.purge(before).await
     }
@@ -537,8 +558,11 @@ async fn store_failure_is_503_with_retry_after_never_500() {
         q.status, 503,
         "quarantine must not be answered 202 when it was not stored"
     );
-    let (status, _) = rx.get("/readyz").await;
-    assert_eq!(status, 503);
+    // Readiness follows the background store check (no store call per probe).
+    eventually(Duration::from_secs(5), || async {
+        (rx.get("/readyz").await.0 == 503).then_some(())
+    })
+    .await;
 
     // Azure's retry after recovery is accepted and delivered.
     store.down.store(false, Ordering::SeqCst);

@@ -9,6 +9,7 @@ use secure_export_itsm::ItsmConnector;
 use secure_export_itsm::mock::MockConnector;
 
 use super::{BackendKind, CiSpec, CmdbSection, Config, ConfigError, ConnectionConfig};
+use crate::admission::AllowList;
 use crate::engine::{ConnectionRuntime, EngineOptions};
 use crate::lifecycle::{ClosedPolicy, CorrelationMode, FindOpenPolicy, LifecyclePolicy};
 use crate::mapping::Mapping;
@@ -83,6 +84,10 @@ impl Config {
         if let Some(v) = e.shutdown_grace {
             options.shutdown_grace = v;
         }
+        options.retention = Some(self.server.retention);
+        options.quarantine_max_rows = self.server.quarantine_max_rows;
+        options.quarantine_max_bytes = self.server.quarantine_max_bytes;
+        options.health_interval = self.server.health_interval;
         options
     }
 }
@@ -94,8 +99,10 @@ fn verifier_builder(conn: &ConnectionConfig) -> secure_export_aad::TokenVerifier
     if let Some(ids) = &conn.caller_app_ids {
         builder = builder.caller_app_ids(ids.iter());
     }
-    if let Some(role) = &conn.required_role {
-        builder = builder.required_role((!role.is_empty()).then(|| role.clone()));
+    if conn.insecure_no_role_check {
+        builder = builder.required_role(None);
+    } else if let Some(role) = &conn.required_role {
+        builder = builder.required_role(Some(role.clone()));
     }
     if let Some(authority) = &conn.authority {
         builder = builder.authority(authority.clone());
@@ -113,15 +120,22 @@ fn gate(conn: &ConnectionConfig, at: &str) -> Result<ConnectionGate, ConfigError
         .insecure_any_tenant()
         .build()
         .map_err(|e| ConfigError::invalid(format!("{at}.tenant_ids"), e.to_string()))?;
-    let mut gate =
-        ConnectionGate::new(&conn.name, verifier, conn.tenant_ids.iter()).with_tenant_probe(probe);
+    Ok(
+        ConnectionGate::new(&conn.name, verifier, conn.tenant_ids.iter())
+            .with_tenant_probe(probe)
+            .with_allow_list(allow_list(conn)),
+    )
+}
+
+fn allow_list(conn: &ConnectionConfig) -> AllowList {
+    let mut allow = AllowList::any();
     if let Some(subs) = &conn.allowed_subscriptions {
-        gate = gate.with_allowed_subscriptions(subs.iter());
+        allow = allow.with_subscriptions(subs.iter());
     }
     if let Some(rules) = &conn.allowed_rules {
-        gate = gate.with_allowed_rules(rules.iter());
+        allow = allow.with_rules(rules.iter());
     }
-    Ok(gate)
+    allow
 }
 
 fn connection_runtime(
@@ -167,14 +181,16 @@ fn connection_runtime(
             .with_field_template(field, template)
             .map_err(|e| ConfigError::invalid(format!("{at}.fields.{field}"), e.to_string()))?;
     }
-    Ok(ConnectionRuntime {
-        name: conn.name.clone(),
-        connector,
-        binder,
-        policy,
-        mapping,
-        max_calls_per_second: conn.max_calls_per_second,
-    })
+    let mut rt = ConnectionRuntime::new(conn.name.clone(), connector);
+    rt.binder = binder;
+    rt.policy = policy;
+    rt.mapping = mapping;
+    rt.max_calls_per_second = conn.max_calls_per_second;
+    rt.max_targets = conn.max_targets;
+    rt.allow_list = allow_list(conn);
+    rt.max_queued = conn.max_queued;
+    rt.max_clock_skew = conn.max_clock_skew;
+    Ok(rt)
 }
 
 fn servicenow(

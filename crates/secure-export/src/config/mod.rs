@@ -138,6 +138,56 @@ pub struct ServerConfig {
     pub database_schema: Option<String>,
     /// PostgreSQL pool size per process (`server.database_max_connections`), default 10.
     pub database_max_connections: Option<u32>,
+    /// Admin listener (`server.admin_listen`): metrics, detailed readiness, admin API. Default
+    /// `127.0.0.1:9090`; `"off"` (`None`) disables it.
+    #[serde(default = "default_admin_listen", deserialize_with = "de_admin_listen")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Environment variable holding the admin bearer token (`server.admin_token_env`);
+    /// required when `admin_listen` is not a loopback address.
+    pub admin_token_env: Option<String>,
+    /// The admin bearer token, read from `admin_token_env` (never from the file).
+    #[serde(skip)]
+    pub admin_token: Option<Secret>,
+    /// Deadline for a request head and a TLS handshake (`server.header_read_timeout`), `10s`.
+    #[serde(
+        default = "default_header_read_timeout",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub header_read_timeout: Duration,
+    /// Idle keep-alive connections are closed after this (`server.keep_alive_timeout`), `5s`;
+    /// `0s` disables keep-alive.
+    #[serde(
+        default = "default_keep_alive_timeout",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub keep_alive_timeout: Duration,
+    /// Most connections served at once per listener (`server.max_connections`), 4096.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// PEM certificate chain for native TLS on the public listener (`server.tls_cert`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for native TLS (`server.tls_key`).
+    pub tls_key: Option<PathBuf>,
+    /// Most quarantined bodies kept (`server.quarantine_max_rows`), 10,000.
+    #[serde(default = "default_quarantine_max_rows")]
+    pub quarantine_max_rows: u64,
+    /// Most bytes of quarantined bodies kept (`server.quarantine_max_bytes`), 256 MiB.
+    #[serde(default = "default_quarantine_max_bytes")]
+    pub quarantine_max_bytes: u64,
+    /// How long deliveries, audit entries, dead letters and quarantined bodies are kept
+    /// (`server.retention`), `30d`.
+    #[serde(
+        default = "default_retention",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub retention: Duration,
+    /// How often the store and the backends are probed for readiness and health
+    /// (`server.health_interval`), `15s`.
+    #[serde(
+        default = "default_health_interval",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub health_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -152,6 +202,18 @@ impl Default for ServerConfig {
             database_url_env: None,
             database_schema: None,
             database_max_connections: None,
+            admin_listen: default_admin_listen(),
+            admin_token_env: None,
+            admin_token: None,
+            header_read_timeout: default_header_read_timeout(),
+            keep_alive_timeout: default_keep_alive_timeout(),
+            max_connections: default_max_connections(),
+            tls_cert: None,
+            tls_key: None,
+            quarantine_max_rows: default_quarantine_max_rows(),
+            quarantine_max_bytes: default_quarantine_max_bytes(),
+            retention: default_retention(),
+            health_interval: default_health_interval(),
         }
     }
 }
@@ -190,6 +252,126 @@ impl ServerConfig {
             )
         })?;
         Ok(Arc::new(store))
+    }
+
+    /// The public listener's server options (`header_read_timeout`, `keep_alive_timeout`,
+    /// `max_connections`, TLS files).
+    pub fn public_serve_options(&self) -> crate::server::ServeOptions {
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::server::TlsFiles::new(cert, key)),
+            _ => None,
+        };
+        crate::server::ServeOptions::new("public")
+            .header_read_timeout(self.header_read_timeout)
+            .keep_alive_timeout(self.keep_alive_timeout)
+            .max_connections(self.max_connections)
+            .tls(tls)
+    }
+
+    /// The admin listener's server options: the same timeouts, at most 64 connections, no TLS
+    /// (it listens on loopback or behind the operator's own network controls).
+    pub fn admin_serve_options(&self) -> crate::server::ServeOptions {
+        crate::server::ServeOptions::new("admin")
+            .header_read_timeout(self.header_read_timeout)
+            .keep_alive_timeout(self.keep_alive_timeout)
+            .max_connections(64)
+    }
+
+    /// Who may use the admin API: the bearer token when one is configured, else nobody but
+    /// the host (validation refuses a non-loopback `admin_listen` without a token).
+    pub fn admin_access(&self) -> crate::router::AdminAccess {
+        match &self.admin_token {
+            Some(token) => crate::router::AdminAccess::Bearer(token.clone()),
+            None => crate::router::AdminAccess::Unauthenticated,
+        }
+    }
+
+    fn validate_listeners(
+        &mut self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        for (key, value) in [
+            ("server.header_read_timeout", self.header_read_timeout),
+            ("server.health_interval", self.health_interval),
+            ("server.retention", self.retention),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::invalid(key, "must be greater than 0"));
+            }
+        }
+        if self.keep_alive_timeout > self.header_read_timeout {
+            return Err(ConfigError::invalid(
+                "server.keep_alive_timeout",
+                "must not be longer than header_read_timeout (the header timer also runs \
+                 while a keep-alive connection waits for its next request)",
+            ));
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::invalid(
+                "server.max_connections",
+                "must be at least 1",
+            ));
+        }
+        if self.quarantine_max_rows == 0 || self.quarantine_max_bytes == 0 {
+            let key = if self.quarantine_max_rows == 0 {
+                "server.quarantine_max_rows"
+            } else {
+                "server.quarantine_max_bytes"
+            };
+            return Err(ConfigError::invalid(key, "must be at least 1"));
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => {
+                return Err(ConfigError::invalid(
+                    "server.tls_key",
+                    "required when tls_cert is set",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "server.tls_cert",
+                    "required when tls_key is set",
+                ));
+            }
+            _ => {}
+        }
+        if let Some(var) = &self.admin_token_env {
+            match env(var) {
+                Some(v) if v.trim().len() >= 16 => self.admin_token = Some(Secret::new(v.trim())),
+                Some(_) => {
+                    return Err(ConfigError::invalid(
+                        "server.admin_token_env",
+                        format!(
+                            "environment variable {var:?} must hold a token of at least 16 characters"
+                        ),
+                    ));
+                }
+                None => {
+                    return Err(ConfigError::invalid(
+                        "server.admin_token_env",
+                        format!("environment variable {var:?} is not set or empty"),
+                    ));
+                }
+            }
+        }
+        if let Some(admin) = self.admin_listen {
+            if admin == self.listen {
+                return Err(ConfigError::invalid(
+                    "server.admin_listen",
+                    "must differ from server.listen (the admin API must not share the public port)",
+                ));
+            }
+            if !admin.ip().is_loopback() && self.admin_token.is_none() {
+                return Err(ConfigError::invalid(
+                    "server.admin_token_env",
+                    format!(
+                        "required because admin_listen ({admin}) is not a loopback address: \
+                         name an environment variable holding the admin bearer token"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn validate_database(
@@ -305,7 +487,11 @@ pub struct ConnectionConfig {
     /// Accepted caller app ids; default: Azure Monitor's `AzNS AAD Webhook` ids.
     pub caller_app_ids: Option<Vec<String>>,
     /// Required app role (e.g. `ActionGroupsSecureWebhook`); default: the verifier's default.
+    /// An empty value is refused: use `insecure_no_role_check` to accept tokens without a role.
     pub required_role: Option<String>,
+    /// Accept tokens that carry no app role (`insecure_no_role_check = true`); off by default.
+    #[serde(default)]
+    pub insecure_no_role_check: bool,
     /// Discovery base URL override (default `https://login.microsoftonline.com`).
     pub authority: Option<String>,
     /// Subscriptions whose alerts are accepted (every target must be in one); default: any.
@@ -331,6 +517,19 @@ pub struct ConnectionConfig {
     pub auto_close_after: Option<Duration>,
     /// Most ITSM calls per second to this connection's backend (none: learned from its 429s).
     pub max_calls_per_second: Option<f64>,
+    /// Most targets of one alert bound to CIs, and most items one alert opens in `ci` mode
+    /// (default 50); the rest are listed in the work item's notes.
+    #[serde(default = "default_max_targets")]
+    pub max_targets: usize,
+    /// Most jobs this connection may have queued before its alerts get 503 (default: none,
+    /// only the engine's high-water mark).
+    pub max_queued: Option<u64>,
+    /// An event dated further than this in the future is treated as received now (`5m`).
+    #[serde(
+        default = "default_max_clock_skew",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub max_clock_skew: Duration,
     /// When to ask the backend for an open item before creating one: `when_retrying`
     /// (default) or `always`.
     #[serde(default = "default_find_open")]
@@ -516,6 +715,36 @@ fn default_request_timeout() -> Duration {
 fn default_retry_after() -> Duration {
     Duration::from_secs(10)
 }
+fn default_admin_listen() -> Option<SocketAddr> {
+    Some(SocketAddr::from(([127, 0, 0, 1], 9090)))
+}
+fn default_header_read_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_keep_alive_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_max_connections() -> usize {
+    4096
+}
+fn default_quarantine_max_rows() -> u64 {
+    10_000
+}
+fn default_quarantine_max_bytes() -> u64 {
+    256 * 1024 * 1024
+}
+fn default_retention() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
+}
+fn default_health_interval() -> Duration {
+    Duration::from_secs(15)
+}
+fn default_max_targets() -> usize {
+    crate::engine::DEFAULT_MAX_TARGETS
+}
+fn default_max_clock_skew() -> Duration {
+    crate::engine::DEFAULT_MAX_CLOCK_SKEW
+}
 fn default_correlation() -> String {
     "alert".to_owned()
 }
@@ -547,6 +776,18 @@ fn de_socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Erro
     text.parse().map_err(|_| {
         serde::de::Error::custom(format!(
             "invalid socket address {text:?}: expected IP:PORT such as \"0.0.0.0:8080\""
+        ))
+    })
+}
+
+fn de_admin_listen<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(d)?;
+    if text.trim().eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "invalid socket address {text:?}: expected IP:PORT such as \"127.0.0.1:9090\", or \"off\""
         ))
     })
 }
@@ -598,6 +839,7 @@ impl Config {
 
     fn validate(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         self.server.validate_database(env)?;
+        self.server.validate_listeners(env)?;
         if self.server.body_limit == 0 {
             return Err(ConfigError::invalid(
                 "server.body_limit",
@@ -689,6 +931,35 @@ impl ConnectionConfig {
         non_empty_list(&self.audiences, &key("audiences"))?;
         if let Some(ids) = &self.caller_app_ids {
             non_empty_list(ids, &key("caller_app_ids"))?;
+        }
+        match (&self.required_role, self.insecure_no_role_check) {
+            (Some(role), _) if role.trim().is_empty() => {
+                return Err(ConfigError::invalid(
+                    key("required_role"),
+                    "must not be empty; to accept tokens without an app role, remove \
+                     required_role and set insecure_no_role_check = true (not recommended: \
+                     any app of an allowed tenant could then post alerts)",
+                ));
+            }
+            (Some(_), true) => {
+                return Err(ConfigError::invalid(
+                    key("insecure_no_role_check"),
+                    "set either required_role or insecure_no_role_check, not both",
+                ));
+            }
+            _ => {}
+        }
+        if self.max_targets == 0 {
+            return Err(ConfigError::invalid(
+                key("max_targets"),
+                "must be at least 1",
+            ));
+        }
+        if self.max_queued == Some(0) {
+            return Err(ConfigError::invalid(
+                key("max_queued"),
+                "must be at least 1",
+            ));
         }
         if let Some(authority) = &self.authority {
             check_url(authority, &key("authority"))?;

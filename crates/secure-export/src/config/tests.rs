@@ -393,3 +393,141 @@ fn max_calls_per_second_must_be_positive() {
     let cfg = parse(&format!("{MINIMAL}max_calls_per_second = 12.5")).unwrap();
     assert_eq!(cfg.connections[0].max_calls_per_second, Some(12.5));
 }
+
+fn with_server(server: &str) -> String {
+    format!("[server]\n{server}\n{MINIMAL}")
+}
+
+#[test]
+fn listener_defaults() {
+    let c = parse(MINIMAL).unwrap();
+    let s = &c.server;
+    assert_eq!(
+        s.admin_listen,
+        Some(SocketAddr::from(([127, 0, 0, 1], 9090)))
+    );
+    assert_eq!(s.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(s.keep_alive_timeout, Duration::from_secs(5));
+    assert_eq!(s.max_connections, 4096);
+    assert_eq!(s.quarantine_max_rows, 10_000);
+    assert_eq!(s.quarantine_max_bytes, 256 * 1024 * 1024);
+    assert_eq!(s.retention, Duration::from_secs(30 * 86_400));
+    let conn = &c.connections[0];
+    assert_eq!(conn.max_targets, 50);
+    assert_eq!(conn.max_clock_skew, Duration::from_secs(300));
+    assert_eq!(conn.max_queued, None);
+    assert!(matches!(
+        s.admin_access(),
+        crate::router::AdminAccess::Unauthenticated
+    ));
+    let options = c.engine_options();
+    assert_eq!(options.retention, Some(Duration::from_secs(30 * 86_400)));
+}
+
+#[test]
+fn admin_listen_off_and_its_token() {
+    let c = parse(&with_server(r#"admin_listen = "off""#)).unwrap();
+    assert_eq!(c.server.admin_listen, None);
+    // Not loopback without a token: refused, naming the key.
+    let e = parse(&with_server(r#"admin_listen = "0.0.0.0:9090""#)).unwrap_err();
+    assert_eq!(e.key(), Some("server.admin_token_env"), "{e}");
+    let text = with_server(
+        r#"admin_listen = "0.0.0.0:9090"
+admin_token_env = "ADMIN_TOKEN""#,
+    );
+    let e = Config::from_toml_str_with_env(&text, |_| Some("short".to_owned())).unwrap_err();
+    assert!(e.to_string().contains("at least 16"), "{e}");
+    let c = Config::from_toml_str_with_env(&text, |k| {
+        (k == "ADMIN_TOKEN").then(|| "0123456789abcdef0123".to_owned())
+    })
+    .unwrap();
+    let token = c.server.admin_token.as_ref().unwrap();
+    assert_eq!(token.expose_secret(), "0123456789abcdef0123");
+    assert!(
+        !format!("{c:?}").contains("0123456789abcdef0123"),
+        "token in Debug"
+    );
+    let e = parse(&with_server(
+        r#"listen = "127.0.0.1:9090"
+admin_listen = "127.0.0.1:9090""#,
+    ))
+    .unwrap_err();
+    assert_eq!(e.key(), Some("server.admin_listen"));
+    let e = parse(&with_server(r#"admin_listen = "nowhere""#)).unwrap_err();
+    assert!(e.to_string().contains("\"off\""), "{e}");
+}
+
+#[test]
+fn listener_limits_are_checked() {
+    for (line, key) in [
+        (
+            r#"header_read_timeout = "0s""#,
+            "server.header_read_timeout",
+        ),
+        (
+            "header_read_timeout = \"2s\"\nkeep_alive_timeout = \"3s\"",
+            "server.keep_alive_timeout",
+        ),
+        ("max_connections = 0", "server.max_connections"),
+        ("quarantine_max_rows = 0", "server.quarantine_max_rows"),
+        ("quarantine_max_bytes = 0", "server.quarantine_max_bytes"),
+        (r#"tls_cert = "/etc/cert.pem""#, "server.tls_key"),
+        (r#"tls_key = "/etc/key.pem""#, "server.tls_cert"),
+        (r#"retention = "0s""#, "server.retention"),
+    ] {
+        let e = parse(&with_server(line)).unwrap_err();
+        assert_eq!(e.key(), Some(key), "{line}: {e}");
+    }
+    let c = parse(&with_server(
+        "tls_cert = \"/etc/cert.pem\"\ntls_key = \"/etc/key.pem\"\nkeep_alive_timeout = \"0s\"",
+    ))
+    .unwrap();
+    let options = c.server.public_serve_options();
+    assert!(options.tls.is_some());
+    assert!(options.keep_alive_timeout.is_zero());
+}
+
+#[test]
+fn an_empty_required_role_is_refused_with_the_explicit_way_out() {
+    let text = MINIMAL.replace(
+        "backend = \"mock\"",
+        "backend = \"mock\"\nrequired_role = \"\"",
+    );
+    let e = parse(&text).unwrap_err();
+    assert_eq!(e.key(), Some("connection[0].required_role"));
+    assert!(e.to_string().contains("insecure_no_role_check"), "{e}");
+    let text = MINIMAL.replace(
+        "backend = \"mock\"",
+        "backend = \"mock\"\ninsecure_no_role_check = true",
+    );
+    assert!(parse(&text).unwrap().connections[0].insecure_no_role_check);
+    let text = MINIMAL.replace(
+        "backend = \"mock\"",
+        "backend = \"mock\"\ninsecure_no_role_check = true\nrequired_role = \"X\"",
+    );
+    assert_eq!(
+        parse(&text).unwrap_err().key(),
+        Some("connection[0].insecure_no_role_check")
+    );
+}
+
+#[test]
+fn connection_bounds_are_checked() {
+    for (line, key) in [
+        ("max_targets = 0", "connection[0].max_targets"),
+        ("max_queued = 0", "connection[0].max_queued"),
+    ] {
+        let text = MINIMAL.replace("backend = \"mock\"", &format!("backend = \"mock\"\n{line}"));
+        assert_eq!(parse(&text).unwrap_err().key(), Some(key), "{line}");
+    }
+    let text = MINIMAL.replace(
+        "backend = \"mock\"",
+        "backend = \"mock\"\nmax_targets = 10\nmax_queued = 500\nmax_clock_skew = \"1m\"",
+    );
+    let c = parse(&text).unwrap();
+    let conn = &c.connections[0];
+    assert_eq!(
+        (conn.max_targets, conn.max_queued, conn.max_clock_skew),
+        (10, Some(500), Duration::from_secs(60))
+    );
+}

@@ -31,12 +31,13 @@
 //! ```
 
 mod clock;
+mod health;
 pub(crate) mod limiter;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use secure_export_itsm::ItsmConnector;
@@ -44,7 +45,9 @@ use secure_export_schema::Alert;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 pub use clock::{ManualClock, SystemClock, WallClock};
+pub use health::{Check, HealthReport, NotReady};
 
+use crate::admission::AllowList;
 use crate::keys::{self, AlertFacts};
 use crate::lifecycle::LifecyclePolicy;
 use crate::mapping::Mapping;
@@ -72,6 +75,18 @@ pub struct ConnectionRuntime {
     /// Most ITSM calls per second to this backend (`None`: no ceiling; the pace is learned
     /// from its refusals).
     pub max_calls_per_second: Option<f64>,
+    /// Most targets of one alert bound to CIs, and most items one alert opens in `ci` mode
+    /// (default 50; the rest are listed in the work item's notes).
+    pub max_targets: usize,
+    /// The payload allow-lists, applied again when a quarantined body is replayed (the router's
+    /// [`ConnectionGate`](crate::router::ConnectionGate) applies them on arrival).
+    pub allow_list: AllowList,
+    /// Most jobs this connection may have queued; past it its new alerts get 503 (the other
+    /// connections are not affected). `None`: only the engine's high-water mark applies.
+    pub max_queued: Option<u64>,
+    /// An event dated further than this in the future is treated as received now, so a wrong
+    /// (or hostile) timestamp cannot make later events stale.
+    pub max_clock_skew: Duration,
 }
 
 impl ConnectionRuntime {
@@ -84,9 +99,19 @@ impl ConnectionRuntime {
             policy: LifecyclePolicy::default(),
             mapping: Mapping::default(),
             max_calls_per_second: None,
+            max_targets: DEFAULT_MAX_TARGETS,
+            allow_list: AllowList::any(),
+            max_queued: None,
+            max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
         }
     }
 }
+
+/// Default [`ConnectionRuntime::max_targets`].
+pub const DEFAULT_MAX_TARGETS: usize = 50;
+
+/// Default [`ConnectionRuntime::max_clock_skew`]: 5 minutes.
+pub const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
 
 /// Engine tuning.
 #[derive(Debug, Clone)]
@@ -121,6 +146,12 @@ pub struct EngineOptions {
     pub retention: Option<Duration>,
     /// How often expired rows are purged.
     pub purge_interval: Duration,
+    /// Most quarantined bodies kept (not replayed); past it unmodelable bodies get 503.
+    pub quarantine_max_rows: u64,
+    /// Most bytes of quarantined bodies kept; past it unmodelable bodies get 503.
+    pub quarantine_max_bytes: u64,
+    /// How often the store and the backends are probed for [`Engine::health`].
+    pub health_interval: Duration,
     /// Wall clock (tests inject a [`ManualClock`]).
     pub clock: Arc<dyn WallClock>,
 }
@@ -142,6 +173,9 @@ impl Default for EngineOptions {
             shutdown_grace: Duration::from_secs(10),
             retention: Some(Duration::from_secs(30 * 24 * 3600)),
             purge_interval: Duration::from_secs(3600),
+            quarantine_max_rows: 10_000,
+            quarantine_max_bytes: 256 * 1024 * 1024,
+            health_interval: Duration::from_secs(15),
             clock: Arc::new(SystemClock),
         }
     }
@@ -183,6 +217,26 @@ pub enum AcceptError {
     /// The outbox is over its high-water mark (HTTP 503 + Retry-After).
     #[error("outbox over its high-water mark")]
     Overloaded,
+    /// This connection has `max_queued` jobs queued (HTTP 503 + Retry-After, this connection
+    /// only).
+    #[error("connection {connection:?} has {queued} jobs queued (max_queued {max})")]
+    ConnectionBusy {
+        /// The connection.
+        connection: String,
+        /// Its queued jobs.
+        queued: u64,
+        /// Its `max_queued`.
+        max: u64,
+    },
+    /// The quarantine is full (`quarantine_max_rows` / `quarantine_max_bytes`): HTTP 503 +
+    /// Retry-After, so the body is retried rather than dropped.
+    #[error("quarantine full ({rows} bodies, {bytes} bytes)")]
+    QuarantineFull {
+        /// Bodies held.
+        rows: u64,
+        /// Their bytes.
+        bytes: u64,
+    },
 }
 
 impl AcceptError {
@@ -193,6 +247,8 @@ impl AcceptError {
             Self::UnknownConnection(_) => "unknown_connection",
             Self::Unavailable(_) => "store_unavailable",
             Self::Overloaded => "overloaded",
+            Self::ConnectionBusy { .. } => "connection_overloaded",
+            Self::QuarantineFull { .. } => "quarantine_full",
         }
     }
 }
@@ -221,6 +277,14 @@ pub enum EngineError {
     /// Accepting a replayed body failed.
     #[error(transparent)]
     Accept(#[from] AcceptError),
+    /// A replayed body is refused by the connection's allow-lists.
+    #[error("refused by the allow-lists of connection {connection:?}: {reason}")]
+    Forbidden {
+        /// The connection.
+        connection: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 pub(crate) struct WriteRequest {
@@ -233,6 +297,8 @@ pub(crate) struct Conn {
     pub(crate) notify: Notify,
     /// Shared pause after a throttled answer and call pacing for this backend.
     pub(crate) limiter: limiter::Limiter,
+    /// Approximate jobs queued for this connection (resynchronized by housekeeping).
+    pub(crate) depth: AtomicI64,
 }
 
 pub(crate) struct Inner {
@@ -246,6 +312,8 @@ pub(crate) struct Inner {
     pub(crate) depth: AtomicI64,
     /// Per-correlation-key locks (keys of `ci` mode can be shared by jobs of different order keys).
     pub(crate) key_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// What the background checks last saw.
+    health: RwLock<HealthReport>,
 }
 
 /// The engine (see the [module docs](self)). Cheap to clone.
@@ -291,6 +359,7 @@ impl Engine {
                 rt,
                 notify: Notify::new(),
                 limiter,
+                depth: AtomicI64::new(0),
             };
             if map.insert(name.clone(), Arc::new(conn)).is_some() {
                 return Err(EngineError::Config(format!(
@@ -305,6 +374,17 @@ impl Engine {
         }
         store.attach_metrics(&metrics);
         let depth = store.queue_depth().await?;
+        for (name, n) in store.queue_depths().await? {
+            if let Some(conn) = map.get(&name) {
+                conn.depth
+                    .store(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
+            }
+        }
+        // The store just answered: it starts healthy; backends are unknown until probed.
+        let health = HealthReport {
+            store: Check::passed(options.clock.now()),
+            backends: map.keys().map(|n| (n.clone(), Check::pending())).collect(),
+        };
         let dead = store.dead_letter_count().await?;
         let writer = if store.groups_commits() {
             None
@@ -328,6 +408,7 @@ impl Engine {
             writer,
             depth: AtomicI64::new(i64::try_from(depth).unwrap_or(i64::MAX)),
             key_locks: Mutex::new(HashMap::new()),
+            health: RwLock::new(health),
         };
         Ok(Engine {
             inner: Arc::new(inner),
@@ -350,7 +431,7 @@ impl Engine {
             return Err(AcceptError::UnknownConnection(connection.to_owned()));
         };
         let now = inner.options.clock.now();
-        let Some(facts) = AlertFacts::from_alert(alert, raw_body, now) else {
+        let Some(mut facts) = AlertFacts::from_alert(alert, raw_body, now) else {
             let reason = format!(
                 "monitorCondition {:?} is neither Fired nor Resolved",
                 alert.essentials.monitor_condition.as_str()
@@ -368,10 +449,36 @@ impl Engine {
             self.count_delivery(connection, "rejected", "overloaded");
             return Err(AcceptError::Overloaded);
         }
+        if let Some(max) = conn.rt.max_queued {
+            let queued = u64::try_from(conn.depth.load(Ordering::Relaxed)).unwrap_or(0);
+            if queued >= max {
+                self.count_delivery(connection, "rejected", "connection_overloaded");
+                return Err(AcceptError::ConnectionBusy {
+                    connection: connection.to_owned(),
+                    queued,
+                    max,
+                });
+            }
+        }
+        // The idempotency key keeps the time as sent, so a redelivery of a future-dated event
+        // is still recognised; ordering and staleness use the corrected time.
+        let idempotency_key = keys::idempotency_key(connection, &facts);
+        if facts.clamp_future(now, conn.rt.max_clock_skew) {
+            inner.metrics.inc_counter(
+                "secure_export_future_events_total",
+                &[("connection", connection)],
+            );
+            tracing::warn!(
+                event = "accept.future_event",
+                connection,
+                alert_id = ?facts.alert_id,
+                "event dated more than max_clock_skew in the future; treated as received now"
+            );
+        }
         let mode = conn.rt.policy.correlation;
         let delivery = NewDelivery {
             connection: connection.to_owned(),
-            idempotency_key: keys::idempotency_key(connection, &facts),
+            idempotency_key,
             alert_id: facts.alert_id.clone(),
             condition: facts.condition.as_str().to_owned(),
             event_at: facts.event_at,
@@ -410,7 +517,7 @@ impl Engine {
             Ok(outcome) => outcome,
             Err(Some(e)) => {
                 self.count_delivery(connection, "rejected", "unavailable");
-                tracing::warn!(event = "accept.store_failed", connection, error = %e);
+                tracing::warn!(event = "accept.store_failed", connection, error = %crate::logsafe::esc(&e));
                 return Err(AcceptError::Unavailable(e.to_string()));
             }
             Err(None) => {
@@ -424,7 +531,7 @@ impl Engine {
                 job_id,
             } => {
                 self.count_delivery(connection, "accepted", reason);
-                self.add_depth(1);
+                self.add_depth(Some(conn), 1);
                 conn.notify.notify_one();
                 Ok(Accepted::New {
                     delivery_id,
@@ -448,6 +555,34 @@ impl Engine {
         if !self.inner.connections.contains_key(connection) {
             return Err(AcceptError::UnknownConnection(connection.to_owned()));
         }
+        let usage = match self.inner.store.quarantine_usage().await {
+            Ok(usage) => usage,
+            Err(e) => {
+                self.count_delivery(connection, "rejected", "unavailable");
+                return Err(AcceptError::Unavailable(e.to_string()));
+            }
+        };
+        let opts = &self.inner.options;
+        let size = u64::try_from(raw_body.len()).unwrap_or(u64::MAX);
+        if usage.rows >= opts.quarantine_max_rows
+            || usage.bytes.saturating_add(size) > opts.quarantine_max_bytes
+        {
+            self.count_delivery(connection, "rejected", "quarantine_full");
+            tracing::warn!(
+                event = "accept.quarantine_full",
+                connection,
+                rows = usage.rows,
+                bytes = usage.bytes,
+                max_rows = opts.quarantine_max_rows,
+                max_bytes = opts.quarantine_max_bytes,
+                "quarantine full: the body is refused with 503 so that the sender retries; \
+                 replay or purge quarantined bodies"
+            );
+            return Err(AcceptError::QuarantineFull {
+                rows: usage.rows,
+                bytes: usage.bytes,
+            });
+        }
         let now = self.inner.options.clock.now();
         match self
             .inner
@@ -457,7 +592,7 @@ impl Engine {
         {
             Ok(id) => {
                 self.count_delivery(connection, "quarantined", "unmodelable");
-                tracing::info!(event = "accept.quarantined", connection, id, reason);
+                tracing::info!(event = "accept.quarantined", connection, id, reason = ?reason);
                 Ok(id)
             }
             Err(e) => {
@@ -473,22 +608,124 @@ impl Engine {
         crate::outbox::start(self.clone())
     }
 
-    /// Readiness of the store (`"store"`) and of every backend (`"backend:<name>"`).
-    pub async fn readiness(&self) -> Vec<(String, Result<(), String>)> {
-        let timeout = self.inner.options.call_timeout.min(Duration::from_secs(5));
-        let mut out = Vec::new();
-        out.push((
-            "store".to_owned(),
-            self.inner.store.ping().await.map_err(|e| e.to_string()),
-        ));
-        for (name, conn) in &self.inner.connections {
-            let health = match tokio::time::timeout(timeout, conn.rt.connector.health()).await {
-                Ok(r) => r.map_err(|e| e.to_string()),
-                Err(_) => Err(format!("health check timed out after {timeout:?}")),
-            };
-            out.push((format!("backend:{name}"), health));
+    /// Probes the store and every backend now and records the results for
+    /// [`health`](Self::health) (the workers' housekeeping runs this every
+    /// [`health_interval`](EngineOptions::health_interval); nothing calls it per request).
+    /// Each probe is bounded by the call timeout (at most 5 s).
+    pub async fn probe_health(&self) -> HealthReport {
+        let inner = &self.inner;
+        let timeout = inner.options.call_timeout.min(Duration::from_secs(5));
+        let store = match tokio::time::timeout(timeout, inner.store.ping()).await {
+            Ok(Ok(())) => Check::passed(inner.options.clock.now()),
+            Ok(Err(e)) => Check::failed(inner.options.clock.now(), e.to_string()),
+            Err(_) => Check::failed(
+                inner.options.clock.now(),
+                format!("store check timed out after {timeout:?}"),
+            ),
+        };
+        let previous = self.health().backends;
+        let probes = inner.connections.iter().map(|(name, conn)| {
+            let previous = previous.get(name).cloned();
+            async move {
+                // A backend that just asked us to slow down is not probed (the probe would count
+                // against its limit): its last check stands until the pause is over.
+                if conn
+                    .limiter
+                    .paused_until()
+                    .is_some_and(|until| until > tokio::time::Instant::now())
+                    && let Some(previous) = previous
+                {
+                    return (name.clone(), previous);
+                }
+                let result = tokio::time::timeout(timeout, conn.rt.connector.health()).await;
+                let at = inner.options.clock.now();
+                let check = match result {
+                    Ok(Ok(())) => Check::passed(at),
+                    Ok(Err(e)) => Check::failed(at, e.to_string()),
+                    Err(_) => {
+                        Check::failed(at, format!("health check timed out after {timeout:?}"))
+                    }
+                };
+                (name.clone(), check)
+            }
+        });
+        let backends: BTreeMap<String, Check> = futures::future::join_all(probes)
+            .await
+            .into_iter()
+            .collect();
+        inner.metrics.set_gauge(
+            "secure_export_store_up",
+            &[],
+            if store.ok() { 1.0 } else { 0.0 },
+        );
+        for (name, check) in &backends {
+            inner.metrics.set_gauge(
+                "secure_export_backend_up",
+                &[("connection", name)],
+                if check.ok() { 1.0 } else { 0.0 },
+            );
+            if let Some(e) = &check.error {
+                tracing::warn!(event = "health.backend_down", connection = %name, error = %crate::logsafe::esc(&e));
+            }
         }
-        out
+        if let Some(e) = &store.error {
+            tracing::warn!(event = "health.store_down", error = %crate::logsafe::esc(&e));
+        }
+        let report = HealthReport { store, backends };
+        *inner.health.write().unwrap_or_else(PoisonError::into_inner) = report.clone();
+        report
+    }
+
+    /// What the background checks last saw (no I/O).
+    #[must_use]
+    pub fn health(&self) -> HealthReport {
+        self.inner
+            .health
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Whether the engine can accept alerts now: the last store check passed and the outbox is
+    /// below its high-water mark. Backend health is not part of it (no I/O).
+    pub fn ready_to_accept(&self) -> Result<(), NotReady> {
+        if let Some(e) = &self
+            .inner
+            .health
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .store
+            .error
+        {
+            return Err(NotReady::Store(e.clone()));
+        }
+        let depth = u64::try_from(self.inner.depth.load(Ordering::Relaxed)).unwrap_or(0);
+        let mark = self.inner.options.high_water_mark;
+        if depth >= mark {
+            return Err(NotReady::QueueFull { depth, mark });
+        }
+        Ok(())
+    }
+
+    /// Jobs queued per connection (approximate, as used for `max_queued`; no I/O).
+    #[must_use]
+    pub fn queued_by_connection(&self) -> BTreeMap<String, u64> {
+        self.inner
+            .connections
+            .iter()
+            .map(|(name, c)| {
+                (
+                    name.clone(),
+                    u64::try_from(c.depth.load(Ordering::Relaxed)).unwrap_or(0),
+                )
+            })
+            .collect()
+    }
+
+    /// The engine's options.
+    #[must_use]
+    pub fn options(&self) -> &EngineOptions {
+        &self.inner.options
     }
 
     /// The metrics registry.
@@ -514,7 +751,7 @@ impl Engine {
         if !self.inner.store.replay_dead_letter(id, now).await? {
             return Err(EngineError::NotFound(format!("dead letter {id}")));
         }
-        self.add_depth(1);
+        self.add_depth(None, 1);
         self.refresh_dead_letter_gauge().await;
         self.notify_all();
         Ok(())
@@ -550,6 +787,18 @@ impl Engine {
             id,
             message: e.to_string(),
         })?;
+        let conn = self
+            .inner
+            .connections
+            .get(&q.connection)
+            .ok_or_else(|| AcceptError::UnknownConnection(q.connection.clone()))?;
+        conn.rt
+            .allow_list
+            .check(&alert)
+            .map_err(|reason| EngineError::Forbidden {
+                connection: q.connection.clone(),
+                reason,
+            })?;
         if AlertFacts::from_alert(&alert, &q.raw_body, self.inner.options.clock.now()).is_none() {
             return Err(EngineError::StillUnparseable {
                 id,
@@ -580,7 +829,7 @@ impl Engine {
         let now = self.inner.options.clock.now();
         let n = self.inner.store.schedule_auto_close(now).await?;
         if n > 0 {
-            self.add_depth(i64::try_from(n).unwrap_or(i64::MAX));
+            self.add_depth(None, i64::try_from(n).unwrap_or(i64::MAX));
             self.notify_all();
         }
         Ok(n)
@@ -611,7 +860,10 @@ impl Engine {
         );
     }
 
-    pub(crate) fn add_depth(&self, n: i64) {
+    pub(crate) fn add_depth(&self, conn: Option<&Conn>, n: i64) {
+        if let Some(conn) = conn {
+            conn.depth.fetch_add(n, Ordering::Relaxed);
+        }
         let v = self
             .inner
             .depth
@@ -637,6 +889,18 @@ impl Engine {
     }
 
     pub(crate) async fn refresh_depth(&self) {
+        if let Ok(depths) = self.inner.store.queue_depths().await {
+            for (name, conn) in &self.inner.connections {
+                let n = depths.get(name).copied().unwrap_or(0);
+                conn.depth
+                    .store(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
+                self.inner.metrics.set_gauge(
+                    "secure_export_connection_queue_depth",
+                    &[("connection", name)],
+                    n as f64,
+                );
+            }
+        }
         if let Ok(n) = self.inner.store.queue_depth().await {
             let n = i64::try_from(n).unwrap_or(i64::MAX);
             self.inner.depth.store(n, Ordering::Relaxed);
@@ -729,7 +993,7 @@ async fn commit_batch(
         }
         Err(e) if replies.len() > 1 => {
             // One bad delivery must not fail the others: commit them one by one.
-            tracing::warn!(event = "accept.batch_failed", size = replies.len(), error = %e);
+            tracing::warn!(event = "accept.batch_failed", size = replies.len(), error = %crate::logsafe::esc(&e));
             for (delivery, reply) in deliveries.iter().zip(replies) {
                 let one = store.accept_batch(std::slice::from_ref(delivery)).await;
                 let one = one.and_then(|mut o| {

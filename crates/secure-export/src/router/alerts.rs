@@ -89,21 +89,29 @@ async fn handle(
 
     // 3. JSON and the alert model, in one pass: malformed JSON is refused (400); well-formed
     // JSON we cannot model is quarantined (202), so nothing authenticated is lost.
-    let alert = match Alert::from_slice_with_limit(&raw, raw.len()) {
-        Ok(alert) => alert,
-        Err(e) if matches!(e, SchemaError::Syntax { .. }) => {
+    let alert = match parse(raw.clone()).await {
+        None => {
+            tracing::error!(event = "http.parser_failed", connection = gate.name());
+            return unavailable(
+                "parser_failed",
+                "the alert could not be processed now; retry later",
+                state.retry_after(),
+            );
+        }
+        Some(Ok(alert)) => alert,
+        Some(Err(e)) if matches!(e, SchemaError::Syntax { .. }) => {
             return error(
                 StatusCode::BAD_REQUEST,
                 "invalid_json",
                 format!("request body is not valid JSON: {e}"),
             );
         }
-        Err(e) => return quarantine(state, gate, &raw, &e.to_string(), e.path()).await,
+        Some(Err(e)) => return quarantine(state, gate, raw, &e.to_string(), e.path()).await,
     };
 
     // 4. The connection's payload allow-lists.
     if let Err(reason) = gate.authorize(&alert) {
-        tracing::warn!(event = "http.forbidden", connection = gate.name(), %reason);
+        tracing::warn!(event = "http.forbidden", connection = gate.name(), reason = %crate::logsafe::esc(&reason));
         return error(StatusCode::FORBIDDEN, "forbidden", reason);
     }
 
@@ -215,8 +223,8 @@ async fn authenticate<'a>(
                 tracing::debug!(
                     event = "auth.token_verified",
                     connection = gate.name(),
-                    tenant = %caller.tenant_id,
-                    app = %caller.app_id
+                    tenant = %crate::logsafe::esc(&caller.tenant_id),
+                    app = %crate::logsafe::esc(&caller.app_id)
                 );
                 return Ok(gate);
             }
@@ -275,7 +283,7 @@ async fn tenant_not_allowed(
                 event = "auth.token_rejected",
                 connection = gate.name(),
                 code = "tenant_not_allowed",
-                tenant = %caller.tenant_id,
+                tenant = %crate::logsafe::esc(&caller.tenant_id),
                 "genuine token from a tenant no connection serves"
             );
             error(
@@ -300,7 +308,7 @@ fn token_failure(state: &AppState, e: &VerifyError, gate: Option<&ConnectionGate
         .metrics()
         .inc_counter("secure_export_token_failures_total", &[("code", code)]);
     let connection = gate.map_or("-", ConnectionGate::name);
-    tracing::warn!(event = "auth.token_rejected", connection, code, reason = %e);
+    tracing::warn!(event = "auth.token_rejected", connection, code, reason = %crate::logsafe::esc(&e));
     match e.class() {
         ErrorClass::Unauthenticated => unauthorized(),
         ErrorClass::Forbidden => error(
@@ -318,7 +326,11 @@ fn token_failure(state: &AppState, e: &VerifyError, gate: Option<&ConnectionGate
 
 /// Reads the body, refusing more than `limit` bytes (by `Content-Length` first, then while
 /// streaming, so an oversized body is never buffered).
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u8>, Response> {
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<bytes::Bytes, Response> {
     let too_large = || {
         error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -349,19 +361,59 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<
         }
         raw.extend_from_slice(&chunk);
     }
-    Ok(raw)
+    Ok(raw.into())
 }
 
-/// Quarantines an authenticated body we could not model. The log names only the JSON path of
-/// the failure: the full reason can quote the body, which is stored, not logged.
+/// Bodies up to this size are parsed on the async worker; larger ones (up to the body limit) on
+/// the blocking pool, so that one large alert does not hold a worker other requests need.
+const PARSE_INLINE_MAX: usize = 64 * 1024;
+
+/// Runs `f` over `raw` inline when it is small, else on the blocking pool.
+async fn off_worker<T: Send + 'static>(
+    raw: bytes::Bytes,
+    f: impl FnOnce(&[u8]) -> T + Send + 'static,
+) -> Option<T> {
+    if raw.len() <= PARSE_INLINE_MAX {
+        Some(f(&raw))
+    } else {
+        tokio::task::spawn_blocking(move || f(&raw)).await.ok()
+    }
+}
+
+/// `None` when the parser task itself failed (a bug, answered 503 so nothing is lost).
+async fn parse(raw: bytes::Bytes) -> Option<Result<Alert, SchemaError>> {
+    off_worker(raw, |raw| Alert::from_slice_with_limit(raw, raw.len())).await
+}
+
+/// Quarantines an authenticated body we could not model, after checking the connection's
+/// subscription allow-list as far as the body names subscriptions. The log names only the
+/// JSON path of the failure: the full reason can quote the body, which is stored, not logged.
 async fn quarantine(
     state: &AppState,
     gate: &ConnectionGate,
-    raw: &[u8],
+    raw: bytes::Bytes,
     reason: &str,
     path: &str,
 ) -> Response {
-    match state.engine().quarantine(gate.name(), raw, reason).await {
+    if gate.allow_list().restricts_subscriptions() {
+        let allow = gate.allow_list().clone();
+        let verdict = off_worker(raw.clone(), move |raw| {
+            serde_json::from_slice::<serde_json::Value>(raw)
+                .map_or(Ok(()), |value| allow.check_unmodelled(&value))
+        })
+        .await
+        .unwrap_or(Ok(()));
+        if let Err(reason) = verdict {
+            tracing::warn!(
+                event = "http.forbidden",
+                connection = gate.name(),
+                reason = %crate::logsafe::esc(&reason),
+                "unmodelable body from a subscription outside the allow-list"
+            );
+            return error(StatusCode::FORBIDDEN, "forbidden", reason);
+        }
+    }
+    match state.engine().quarantine(gate.name(), &raw, reason).await {
         Ok(id) => {
             tracing::warn!(
                 event = "http.quarantined",
@@ -380,8 +432,10 @@ async fn quarantine(
     }
 }
 
+/// Answers an engine refusal. 503 bodies carry the code and a generic message; the details
+/// (which can name internal paths or store errors) go to the log only.
 fn accept_error(state: &AppState, gate: &ConnectionGate, e: &AcceptError) -> Response {
-    tracing::warn!(event = "http.accept_failed", connection = gate.name(), code = e.code(), error = %e);
+    tracing::warn!(event = "http.accept_failed", connection = gate.name(), code = e.code(), error = %crate::logsafe::esc(&e));
     match e {
         AcceptError::UnknownConnection(name) => error(
             StatusCode::NOT_FOUND,
@@ -389,6 +443,20 @@ fn accept_error(state: &AppState, gate: &ConnectionGate, e: &AcceptError) -> Res
             format!("connection {name:?} is not served by the engine"),
         ),
         // Everything else is transient from Azure's point of view: 503 makes it retry.
-        _ => unavailable(e.code(), e.to_string(), state.retry_after()),
+        AcceptError::Overloaded | AcceptError::ConnectionBusy { .. } => unavailable(
+            e.code(),
+            "the receiver is busy; retry later",
+            state.retry_after(),
+        ),
+        AcceptError::QuarantineFull { .. } => unavailable(
+            e.code(),
+            "the body cannot be modelled and the quarantine is full; retry later",
+            state.retry_after(),
+        ),
+        _ => unavailable(
+            e.code(),
+            "the alert could not be recorded now; retry later",
+            state.retry_after(),
+        ),
     }
 }

@@ -1,9 +1,9 @@
 //! [`ConnectionGate`]: who may post to a connection and which alerts it accepts.
 
-use std::collections::BTreeSet;
-
 use secure_export_aad::TokenVerifier;
 use secure_export_schema::Alert;
+
+use crate::admission::AllowList;
 
 /// The admission rules of one connection: its token verifier (tenants, audiences, caller apps,
 /// role) and the optional payload allow-lists (subscriptions, alert rules).
@@ -13,8 +13,7 @@ pub struct ConnectionGate {
     verifier: TokenVerifier,
     tenant_probe: Option<TokenVerifier>,
     tenant_ids: Vec<String>,
-    allowed_subscriptions: Option<BTreeSet<String>>,
-    allowed_rules: Option<Vec<String>>,
+    allow: AllowList,
 }
 
 impl ConnectionGate {
@@ -33,8 +32,7 @@ impl ConnectionGate {
                 .into_iter()
                 .map(|t| t.into().to_ascii_lowercase())
                 .collect(),
-            allowed_subscriptions: None,
-            allowed_rules: None,
+            allow: AllowList::any(),
         }
     }
 
@@ -58,12 +56,7 @@ impl ConnectionGate {
         mut self,
         subscriptions: impl IntoIterator<Item = impl Into<String>>,
     ) -> Self {
-        self.allowed_subscriptions = Some(
-            subscriptions
-                .into_iter()
-                .map(|s| s.into().trim().to_ascii_lowercase())
-                .collect(),
-        );
+        self.allow = self.allow.with_subscriptions(subscriptions);
         self
     }
 
@@ -73,8 +66,20 @@ impl ConnectionGate {
         mut self,
         rules: impl IntoIterator<Item = impl Into<String>>,
     ) -> Self {
-        self.allowed_rules = Some(rules.into_iter().map(Into::into).collect());
+        self.allow = self.allow.with_rules(rules);
         self
+    }
+
+    /// Replaces the payload allow-lists.
+    #[must_use]
+    pub fn with_allow_list(mut self, allow: AllowList) -> Self {
+        self.allow = allow;
+        self
+    }
+
+    /// The payload allow-lists.
+    pub fn allow_list(&self) -> &AllowList {
+        &self.allow
     }
 
     /// The connection name.
@@ -96,37 +101,6 @@ impl ConnectionGate {
 
     /// Checks the payload allow-lists; `Err` explains why the alert is not allowed (403).
     pub fn authorize(&self, alert: &Alert) -> Result<(), String> {
-        if let Some(allowed) = &self.allowed_subscriptions {
-            let subscriptions = alert.subscription_ids()?;
-            if subscriptions.is_empty() {
-                return Err(
-                    "the alert names no subscription (no alertTargetIDs, alertRuleId or \
-                     ARM alertId) and this connection only accepts listed subscriptions"
-                        .to_owned(),
-                );
-            }
-            if let Some(denied) = subscriptions.iter().find(|s| !allowed.contains(*s)) {
-                return Err(format!(
-                    "subscription {denied} is not allowed for this connection"
-                ));
-            }
-        }
-        if let Some(rules) = &self.allowed_rules {
-            let names = [
-                alert.essentials.alert_rule.as_deref(),
-                alert.essentials.alert_rule_id.as_deref(),
-            ];
-            let allowed = names
-                .iter()
-                .flatten()
-                .any(|n| rules.iter().any(|r| r.eq_ignore_ascii_case(n)));
-            if !allowed {
-                return Err(format!(
-                    "alert rule {:?} is not allowed for this connection",
-                    alert.essentials.alert_rule.as_deref().unwrap_or("(none)")
-                ));
-            }
-        }
-        Ok(())
+        self.allow.check(alert)
     }
 }

@@ -47,6 +47,77 @@ pub async fn run_all(store: &dyn Store) {
     job_ids_are_never_reused(store).await;
     purge_keeps_what_is_needed(store).await;
     auto_close_scheduling(store).await;
+    queue_depths_per_connection(store).await;
+    quarantine_usage_and_retention(store).await;
+}
+
+/// `queue_depths` counts the jobs of each connection.
+pub async fn queue_depths_per_connection(store: &dyn Store) {
+    let now = Utc::now();
+    let (a, b) = ("depth-a", "depth-b");
+    store
+        .accept_batch(&[
+            delivery(a, "d-a1", "k1", now),
+            delivery(a, "d-a2", "k2", now),
+            delivery(b, "d-b1", "k1", now),
+        ])
+        .await
+        .unwrap();
+    let depths = store.queue_depths().await.unwrap();
+    assert_eq!(depths.get(a), Some(&2), "{depths:?}");
+    assert_eq!(depths.get(b), Some(&1), "{depths:?}");
+    for c in [a, b] {
+        for j in store.claim(c, 10, now, lease(now)).await.unwrap() {
+            store.save(&j, &[], &[], true).await.unwrap();
+        }
+    }
+    let depths = store.queue_depths().await.unwrap();
+    assert_eq!(depths.get(a), None, "{depths:?}");
+    assert_eq!(depths.get(b), None, "{depths:?}");
+}
+
+/// `quarantine_usage` counts unreplayed bodies and their bytes; `purge` removes quarantined
+/// bodies and dead letters older than the retention period, replayed or not.
+pub async fn quarantine_usage_and_retention(store: &dyn Store) {
+    let c = "quarantine-usage";
+    let now = Utc::now();
+    let old = now - Duration::days(40);
+    let before = store.quarantine_usage().await.unwrap();
+    let body = vec![b'x'; 1000];
+    let old_id = store.quarantine(c, &body, "old", old).await.unwrap();
+    let new_id = store.quarantine(c, &body[..10], "new", now).await.unwrap();
+    let usage = store.quarantine_usage().await.unwrap();
+    assert_eq!(usage.rows, before.rows + 2);
+    assert_eq!(usage.bytes, before.bytes + 1010);
+    // An old dead letter, never replayed.
+    store
+        .accept_batch(&[delivery(c, "q-dead", "k1", old)])
+        .await
+        .unwrap();
+    let j = store.claim(c, 1, now, lease(now)).await.unwrap().remove(0);
+    let dead_id = store.dead_letter(&j, "gave up", old).await.unwrap();
+    store.purge(now - Duration::days(30)).await.unwrap();
+    let ids: Vec<i64> = store
+        .quarantined()
+        .await
+        .unwrap()
+        .iter()
+        .map(|q| q.id)
+        .collect();
+    assert!(!ids.contains(&old_id), "old quarantined body kept: {ids:?}");
+    assert!(
+        ids.contains(&new_id),
+        "recent quarantined body purged: {ids:?}"
+    );
+    let dead: Vec<i64> = store
+        .dead_letters()
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    assert!(!dead.contains(&dead_id), "old dead letter kept: {dead:?}");
+    store.mark_quarantine_replayed(new_id, now).await.unwrap();
 }
 
 pub async fn accept_is_idempotent(store: &dyn Store) {

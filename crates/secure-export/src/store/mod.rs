@@ -16,6 +16,7 @@
 //! * Every write about a claimed job checks its lease token and fails with
 //!   [`StoreError::LeaseLost`] when another worker took the job over.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use async_trait::async_trait;
@@ -291,6 +292,15 @@ pub struct Quarantined {
     pub received_at: DateTime<Utc>,
 }
 
+/// What the quarantine holds ([`Store::quarantine_usage`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuarantineUsage {
+    /// Bodies not replayed yet.
+    pub rows: u64,
+    /// Their total size in bytes.
+    pub bytes: u64,
+}
+
 /// Durable state of the engine (see the [module docs](self) for the rules).
 #[async_trait]
 pub trait Store: Send + Sync + Debug {
@@ -408,14 +418,21 @@ pub trait Store: Send + Sync + Debug {
     /// then the audit entries (`create`, `update`, `resolve`, `dead_letter`, `replay`, ...).
     async fn history(&self, alert_id: &str) -> Result<Vec<AuditEntry>, StoreError>;
 
-    /// Deletes what is older than `before` and no longer needed: deliveries no job refers to
+    /// Deletes what is older than `before` (the retention period): deliveries no job refers to
     /// (after this a redelivery of such an old event would be accepted again), audit entries,
-    /// replayed dead letters and quarantined bodies, and correlations that are not open.
-    /// Returns how many rows were deleted.
+    /// dead letters and quarantined bodies (replayed or not: they were listed for an operator
+    /// for the whole period), and correlations that are not open. Returns how many rows were
+    /// deleted.
     async fn purge(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 
     /// Jobs in the outbox (leased or not).
     async fn queue_depth(&self) -> Result<u64, StoreError>;
+
+    /// Jobs in the outbox per connection (connections without jobs are absent).
+    async fn queue_depths(&self) -> Result<BTreeMap<String, u64>, StoreError>;
+
+    /// Quarantined bodies not replayed yet: how many, and their bytes.
+    async fn quarantine_usage(&self) -> Result<QuarantineUsage, StoreError>;
 
     /// Dead letters not replayed yet.
     async fn dead_letter_count(&self) -> Result<u64, StoreError>;

@@ -3,7 +3,7 @@
 //!
 //! See [`PostgresStore`] for how it stays correct across processes.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -17,7 +17,7 @@ use sqlx::{Postgres, Row, Transaction};
 
 use super::{
     AcceptOutcome, AuditEntry, CorrelationRecord, DeadLetter, Job, JobKind, NewAudit, NewDelivery,
-    Quarantined, Store, StoreError,
+    QuarantineUsage, Quarantined, Store, StoreError,
 };
 use crate::lifecycle::TrackedState;
 
@@ -1044,8 +1044,10 @@ impl Store for PostgresStore {
             "DELETE FROM deliveries d WHERE d.received_at < $1 \
              AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.delivery_id = d.id)",
             "DELETE FROM audit WHERE at < $1",
-            "DELETE FROM dead_letters WHERE replayed_at IS NOT NULL AND replayed_at < $1",
-            "DELETE FROM quarantine WHERE replayed_at IS NOT NULL AND replayed_at < $1",
+            "DELETE FROM dead_letters WHERE dead_at < $1 \
+             OR (replayed_at IS NOT NULL AND replayed_at < $1)",
+            "DELETE FROM quarantine WHERE received_at < $1 \
+             OR (replayed_at IS NOT NULL AND replayed_at < $1)",
             "DELETE FROM correlations WHERE state <> 'open' AND updated_at < $1",
         ] {
             n += sqlx::query(sql)
@@ -1065,6 +1067,32 @@ impl Store for PostgresStore {
             .await
             .map_err(err)?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn queue_depths(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT connection, count(*) FROM jobs GROUP BY connection")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err)?;
+        Ok(rows
+            .into_iter()
+            .map(|(c, n)| (c, u64::try_from(n).unwrap_or(0)))
+            .collect())
+    }
+
+    async fn quarantine_usage(&self) -> Result<QuarantineUsage, StoreError> {
+        let (rows, bytes): (i64, i64) = sqlx::query_as(
+            "SELECT count(*), COALESCE(SUM(octet_length(raw_body)), 0)::bigint FROM quarantine \
+             WHERE replayed_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(QuarantineUsage {
+            rows: u64::try_from(rows).unwrap_or(0),
+            bytes: u64::try_from(bytes).unwrap_or(0),
+        })
     }
 
     async fn dead_letter_count(&self) -> Result<u64, StoreError> {

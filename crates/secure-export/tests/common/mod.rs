@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use secure_export::engine::{ConnectionRuntime, Engine, EngineOptions};
 use secure_export::metrics::Metrics;
-use secure_export::router::{AppState, ConnectionGate, router};
+use secure_export::router::{AdminAccess, AppState, ConnectionGate, admin_router, public_router};
+use secure_export::server::{ServeOptions, serve};
 use secure_export::store::{SqliteStore, Store};
 use secure_export_aad::test_util::TestIssuer;
 use secure_export_itsm::ItsmConnector;
@@ -23,16 +24,21 @@ pub fn fast_options() -> EngineOptions {
         base_delay: Duration::from_millis(5),
         max_delay: Duration::from_millis(100),
         poll_interval: Duration::from_millis(20),
+        health_interval: Duration::from_secs(1),
         ..EngineOptions::default()
     }
 }
 
 pub struct Receiver {
+    /// The public listener.
     pub url: String,
+    /// The admin listener (metrics, detailed readiness, admin API).
+    pub admin_url: String,
     pub issuer: TestIssuer,
     pub engine: Engine,
     pub client: reqwest::Client,
     server: tokio::task::JoinHandle<()>,
+    admin_server: tokio::task::JoinHandle<()>,
     workers: Option<secure_export::engine::Workers>,
     _dir: tempfile::TempDir,
 }
@@ -103,7 +109,7 @@ impl Builder {
         };
         let mut gates = Vec::new();
         let mut runtimes = Vec::new();
-        for (rt, subs) in self.connections {
+        for (mut rt, subs) in self.connections {
             let verifier = issuer.verifier_builder([AUDIENCE]).build().unwrap();
             verifier.warm_up().await.unwrap();
             let probe = issuer
@@ -114,7 +120,8 @@ impl Builder {
             let mut gate =
                 ConnectionGate::new(&rt.name, verifier, [TENANT]).with_tenant_probe(probe);
             if let Some(subs) = subs {
-                gate = gate.with_allowed_subscriptions(subs);
+                gate = gate.with_allowed_subscriptions(subs.clone());
+                rt.allow_list = secure_export::admission::AllowList::any().with_subscriptions(subs);
             }
             gates.push(gate);
             runtimes.push(rt);
@@ -126,11 +133,33 @@ impl Builder {
         let state = AppState::new(engine.clone(), gates).with_request_timeout(self.request_timeout);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin_addr = admin_listener.local_addr().unwrap();
+        let admin_app = admin_router(state.clone(), AdminAccess::Unauthenticated);
         let server = tokio::spawn(async move {
-            axum::serve(listener, router(state)).await.unwrap();
+            serve(
+                listener,
+                public_router(state),
+                ServeOptions::new("public"),
+                std::future::pending(),
+            )
+            .await
+            .unwrap();
+        });
+        let admin_server = tokio::spawn(async move {
+            serve(
+                admin_listener,
+                admin_app,
+                ServeOptions::new("admin"),
+                std::future::pending(),
+            )
+            .await
+            .unwrap();
         });
         Receiver {
             url: format!("http://{addr}"),
+            admin_url: format!("http://{admin_addr}"),
+            admin_server,
             issuer,
             engine,
             client: reqwest::Client::new(),
@@ -203,11 +232,34 @@ impl Receiver {
         (res.status().as_u16(), res.text().await.unwrap())
     }
 
+    /// GET on the admin listener.
+    pub async fn admin_get(&self, path: &str) -> (u16, String) {
+        let res = self
+            .client
+            .get(format!("{}{path}", self.admin_url))
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+
+    /// POST (empty body) on the admin listener.
+    pub async fn admin_post(&self, path: &str) -> (u16, String) {
+        let res = self
+            .client
+            .post(format!("{}{path}", self.admin_url))
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+
     pub async fn stop(mut self) {
         if let Some(w) = self.workers.take() {
             w.shutdown().await;
         }
         self.server.abort();
+        self.admin_server.abort();
     }
 }
 

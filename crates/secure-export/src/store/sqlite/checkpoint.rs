@@ -36,7 +36,7 @@ pub(super) fn run(conn: Connection, path: &Path, alive: Receiver<()>) {
             Err(e) => tracing::warn!(
                 event = "store.checkpoint_failed",
                 path = %path.display(),
-                error = %e,
+                error = %crate::logsafe::esc(&e),
                 "WAL checkpoint failed; the writer's automatic checkpoint takes over"
             ),
         }

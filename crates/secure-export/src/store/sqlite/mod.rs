@@ -21,6 +21,7 @@ mod rows;
 mod tests;
 mod writer;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -35,7 +36,7 @@ use self::rows::{JOB_COLUMNS, micros};
 use self::writer::{MAX_WRITE_BATCH, Msg};
 use super::{
     AcceptOutcome, AuditEntry, CorrelationRecord, DeadLetter, Job, NewAudit, NewDelivery,
-    Quarantined, Store, StoreError,
+    QuarantineUsage, Quarantined, Store, StoreError,
 };
 use crate::metrics::Metrics;
 
@@ -955,8 +956,10 @@ impl Store for SqliteStore {
                 "DELETE FROM deliveries WHERE received_at < ?1 \
                  AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.delivery_id = deliveries.id)",
                 "DELETE FROM audit WHERE at < ?1",
-                "DELETE FROM dead_letters WHERE replayed_at IS NOT NULL AND replayed_at < ?1",
-                "DELETE FROM quarantine WHERE replayed_at IS NOT NULL AND replayed_at < ?1",
+                "DELETE FROM dead_letters WHERE dead_at < ?1 \
+                 OR (replayed_at IS NOT NULL AND replayed_at < ?1)",
+                "DELETE FROM quarantine WHERE received_at < ?1 \
+                 OR (replayed_at IS NOT NULL AND replayed_at < ?1)",
                 "DELETE FROM correlations WHERE state <> 'open' AND updated_at < ?1",
             ] {
                 n += execute(conn, sql, [at])?;
@@ -969,6 +972,41 @@ impl Store for SqliteStore {
     async fn queue_depth(&self) -> Result<u64, StoreError> {
         self.read(|conn| count(conn, "SELECT COUNT(*) FROM jobs"))
             .await
+    }
+
+    async fn queue_depths(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT connection, COUNT(*) FROM jobs GROUP BY connection")
+                .map_err(err)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .map_err(err)?;
+            let mut out = BTreeMap::new();
+            for row in rows {
+                let (connection, n) = row.map_err(err)?;
+                out.insert(connection, u64::try_from(n).unwrap_or(0));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn quarantine_usage(&self) -> Result<QuarantineUsage, StoreError> {
+        self.read(|conn| {
+            let (rows, bytes): (i64, i64) = conn
+                .prepare_cached(
+                    "SELECT COUNT(*), COALESCE(SUM(length(raw_body)), 0) FROM quarantine \
+                     WHERE replayed_at IS NULL",
+                )
+                .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
+                .map_err(err)?;
+            Ok(QuarantineUsage {
+                rows: u64::try_from(rows).unwrap_or(0),
+                bytes: u64::try_from(bytes).unwrap_or(0),
+            })
+        })
+        .await
     }
 
     async fn dead_letter_count(&self) -> Result<u64, StoreError> {

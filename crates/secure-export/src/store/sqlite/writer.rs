@@ -141,7 +141,7 @@ pub(super) fn run(
         }
     }
     if let Err((_, e)) = conn.close() {
-        tracing::warn!(event = "store.close_failed", error = %e);
+        tracing::warn!(event = "store.close_failed", error = %crate::logsafe::esc(&e));
     }
     // Queued operations are dropped with the receiver: their callers see "writer stopped".
     drop(rx);
@@ -175,7 +175,7 @@ fn run_batch(conn: &Connection, ops: &mut Vec<WriteOp>, metrics: Option<&Metrics
     let size = ops.len();
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let e = err(e);
-        tracing::warn!(event = "store.batch_failed", size, error = %e);
+        tracing::warn!(event = "store.batch_failed", size, error = %crate::logsafe::esc(&e));
         record(metrics, false, size, started);
         for op in ops.drain(..) {
             let (_, reply) = (op.run)(None);
@@ -229,7 +229,7 @@ fn run_batch(conn: &Connection, ops: &mut Vec<WriteOp>, metrics: Option<&Metrics
         },
     };
     if let Some(e) = &outcome {
-        tracing::warn!(event = "store.batch_failed", size = replies.len(), error = %e);
+        tracing::warn!(event = "store.batch_failed", size = replies.len(), error = %crate::logsafe::esc(&e));
     }
     record(metrics, outcome.is_none(), size, started);
     for reply in replies {
@@ -242,6 +242,6 @@ fn rollback(conn: &Connection) {
     if !conn.is_autocommit()
         && let Err(e) = conn.execute_batch("ROLLBACK")
     {
-        tracing::warn!(event = "store.rollback_failed", error = %e);
+        tracing::warn!(event = "store.rollback_failed", error = %crate::logsafe::esc(&e));
     }
 }
