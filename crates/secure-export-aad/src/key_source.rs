@@ -2,18 +2,25 @@
 //!
 //! Policy: the first use (or [`warm_up`](crate::TokenVerifier::warm_up)) loads discovery and keys;
 //! a proactive refresh runs when a request arrives after the refresh time (12 to 24 h, jittered);
-//! an unknown `kid` triggers at most one refresh per throttle window (5 min), shared by all
-//! concurrent callers; a failed fetch starts a cooldown; the last good keys are kept whenever a
-//! refresh fails. While the last fetch has failed, an unknown `kid` is `keys_unavailable` (503,
-//! retried by Azure Monitor) rather than `unknown_kid` (401), and a new fetch is tried after each
-//! cooldown.
+//! an unknown `kid` triggers at most one refresh per throttle window (5 min); a failed fetch
+//! starts a cooldown; the last good keys are kept whenever a refresh fails. While the last fetch
+//! has failed, an unknown `kid` is `keys_unavailable` (503, retried by Azure Monitor) rather than
+//! `unknown_kid` (401), and a new fetch is tried after each cooldown.
+//!
+//! Every fetch runs as a spawned Tokio task, detached from the request that started it: a caller
+//! that hangs up (its future dropped) never cancels a fetch. At most one fetch per source is in
+//! flight; callers that need it join it and wait for it (a wait bounded by the per-request fetch
+//! timeout). The throttle window and the cooldown start when a fetch completes, so a fetch only
+//! counts once it is done, and an in-flight fetch is joined, never throttled.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use tokio::sync::watch;
 use url::Url;
 
+use crate::clock::Clock;
 use crate::error::{VerifyError, quote};
 use crate::jwks::{KeySet, SigningKey};
 use crate::policy::TokenVersion;
@@ -40,13 +47,14 @@ impl Default for Timing {
     }
 }
 
-/// Fetches metadata over HTTP with a timeout, a size cap and no redirects.
+/// Fetches metadata over HTTP with a timeout, a size cap and no redirects; the clock stamps when
+/// a fetch completes.
 #[derive(Debug, Clone)]
 pub(crate) struct Fetcher {
     pub(crate) http: reqwest::Client,
     pub(crate) timing: Timing,
+    pub(crate) clock: Arc<dyn Clock>,
 }
-
 impl Fetcher {
     async fn get(&self, url: &Url) -> Result<Vec<u8>, String> {
         let mut resp = self
@@ -111,9 +119,50 @@ pub(crate) struct Loaded {
 struct State {
     loaded: Option<Arc<Loaded>>,
     next_refresh: Option<DateTime<Utc>>,
+    /// When the last fetch completed (successfully or not).
     last_attempt: Option<DateTime<Utc>>,
     last_failed: bool,
+    /// Why the last failed fetch failed.
+    last_error: Option<String>,
+    /// When the last fetch that served an unknown `kid` completed.
     last_kid_refresh: Option<DateTime<Utc>>,
+    in_flight: Option<InFlight>,
+}
+
+/// The fetch under way.
+#[derive(Debug)]
+struct InFlight {
+    /// Turns `true` once the fetch has completed and its outcome is in the state.
+    done: watch::Receiver<bool>,
+    /// An unknown `kid` started or joined it: its completion starts the unknown-kid throttle.
+    for_kid: bool,
+}
+
+impl State {
+    fn in_cooldown(&self, now: DateTime<Utc>, timing: &Timing) -> bool {
+        self.last_failed && !elapsed_since(now, self.last_attempt, timing.failure_cooldown)
+    }
+
+    /// The proactive refresh is due and may start now.
+    fn refresh_wanted(&self, now: DateTime<Utc>, timing: &Timing) -> bool {
+        self.next_refresh.is_some_and(|t| now >= t)
+            && self.in_flight.is_none()
+            && !self.in_cooldown(now, timing)
+    }
+
+    fn kid_refresh_allowed(&self, now: DateTime<Utc>, timing: &Timing) -> bool {
+        // After a failed fetch, the cooldown is the only throttle.
+        (self.last_failed || elapsed_since(now, self.last_kid_refresh, timing.kid_refresh_interval))
+            && !self.in_cooldown(now, timing)
+    }
+
+    fn failure(&self) -> VerifyError {
+        VerifyError::KeysUnavailable(
+            self.last_error
+                .clone()
+                .unwrap_or_else(|| "no keys loaded".to_owned()),
+        )
+    }
 }
 
 /// Keys and issuer for one (tenant, version).
@@ -124,14 +173,85 @@ pub(crate) struct KeySource {
     discovery_url: Option<Url>,
     authority: Url,
     state: RwLock<State>,
-    refresh: tokio::sync::Mutex<()>,
 }
+
+/// What a caller does after looking at the state.
+enum Step {
+    /// Answer from these keys, no fetch.
+    Ready(Arc<Loaded>),
+    /// Answer from the current keys after an unknown `kid`, no fetch.
+    Lookup,
+    /// Wait for the fetch in flight (joined).
+    Wait(watch::Receiver<bool>),
+    /// Spawn this fetch (once the state's lock is released), then wait for it.
+    Start(Started),
+    /// Not loaded and the last fetch failed within the cooldown.
+    Cooldown,
+    /// A fetch is needed but there is no Tokio runtime to run it on.
+    NoRuntime,
+}
+
+/// Owns a started fetch; records its outcome exactly once, even if the task is dropped unfinished
+/// (runtime shutting down) or the fetch panics.
+struct FetchTask {
+    source: Arc<KeySource>,
+    fetcher: Fetcher,
+    done: watch::Sender<bool>,
+    finished: bool,
+}
+
+impl FetchTask {
+    async fn run(mut self) {
+        let result = self.source.fetch(&self.fetcher).await;
+        self.finish(result);
+    }
+
+    fn finish(&mut self, result: Result<Loaded, String>) {
+        self.finished = true;
+        self.source.complete(result, &self.fetcher);
+        self.done.send_replace(true);
+    }
+}
+
+impl Drop for FetchTask {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.finish(Err("key fetch abandoned (runtime shutting down)".to_owned()));
+        }
+    }
+}
+
+/// A fetch registered as in flight but not spawned yet.
+struct Started {
+    runtime: tokio::runtime::Handle,
+    task: FetchTask,
+    done: watch::Receiver<bool>,
+}
+
+impl Started {
+    /// Spawns the fetch and returns what to wait on. Must be called without the state's lock
+    /// held: a runtime that is shutting down drops the task at once, and its guard then records
+    /// the failure in the state.
+    fn spawn(self) -> watch::Receiver<bool> {
+        drop(self.runtime.spawn(self.task.run()));
+        self.done
+    }
+}
+
+const NO_RUNTIME: &str =
+    "signing keys can only be fetched inside a Tokio runtime; none is running on this thread";
 
 fn elapsed_since(now: DateTime<Utc>, then: Option<DateTime<Utc>>, window: Duration) -> bool {
     match then {
         None => true,
         Some(t) => (now - t).to_std().is_ok_and(|d| d >= window),
     }
+}
+
+/// Waits until the fetch behind `done` has completed. Dropping this future stops only the wait.
+async fn wait(mut done: watch::Receiver<bool>) {
+    // `Err` means the sender is gone, which happens only after the outcome was recorded.
+    let _ = done.wait_for(|d| *d).await;
 }
 
 impl KeySource {
@@ -154,7 +274,6 @@ impl KeySource {
             discovery_url: Self::discovery_url(authority, tenant, version),
             authority: authority.clone(),
             state: RwLock::new(State::default()),
-            refresh: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -168,7 +287,6 @@ impl KeySource {
             discovery_url: None,
             authority: authority.clone(),
             state: RwLock::new(state),
-            refresh: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -190,117 +308,136 @@ impl KeySource {
         self.read(|s| s.loaded.is_some())
     }
 
-    fn in_cooldown(&self, s: &State, now: DateTime<Utc>, timing: &Timing) -> bool {
-        s.last_failed && !elapsed_since(now, s.last_attempt, timing.failure_cooldown)
-    }
-
-    /// Loads now unless loaded and fresh; used by `warm_up`.
+    /// Loads now unless loaded (joining a fetch in flight); used by `warm_up`. The load goes on
+    /// if the caller stops waiting.
     pub(crate) async fn ensure_loaded(
-        &self,
+        self: &Arc<Self>,
         fetcher: &Fetcher,
-        now: DateTime<Utc>,
     ) -> Result<(), VerifyError> {
-        if self.is_loaded() || self.discovery_url.is_none() {
+        if self.discovery_url.is_none() {
             return if self.is_loaded() {
                 Ok(())
             } else {
                 Err(VerifyError::KeysUnavailable("no keys".to_owned()))
             };
         }
-        let _guard = self.refresh.lock().await;
-        if self.is_loaded() {
-            return Ok(());
+        let step = self.write(|s| {
+            if let Some(l) = &s.loaded {
+                Step::Ready(Arc::clone(l))
+            } else if let Some(f) = &s.in_flight {
+                Step::Wait(f.done.clone())
+            } else {
+                self.start(s, false, fetcher)
+            }
+        });
+        match step {
+            Step::Ready(_) => return Ok(()),
+            Step::NoRuntime => return Err(VerifyError::KeysUnavailable(NO_RUNTIME.to_owned())),
+            Step::Wait(done) => wait(done).await,
+            Step::Start(started) => wait(started.spawn()).await,
+            Step::Lookup | Step::Cooldown => {}
         }
-        self.refresh_now(fetcher, now)
-            .await
-            .map_err(VerifyError::KeysUnavailable)
+        self.read(|s| {
+            if s.loaded.is_some() {
+                Ok(())
+            } else {
+                Err(s.failure())
+            }
+        })
     }
 
-    /// Returns the loaded set and the key for `kid`, refreshing as the policy allows.
+    /// Returns the loaded set and the key for `kid`, refreshing as the policy allows. A fetch
+    /// this call starts or joins goes on if the call is dropped.
     pub(crate) async fn key(
-        &self,
+        self: &Arc<Self>,
         kid: &str,
         fetcher: &Fetcher,
         now: DateTime<Utc>,
     ) -> Result<Arc<Loaded>, VerifyError> {
+        if self.discovery_url.is_none() {
+            return self.lookup(kid);
+        }
         let timing = &fetcher.timing;
-        let (loaded, refresh_due, kid_refresh_allowed, cooldown) = self.read(|s| {
-            (
-                s.loaded.clone(),
-                s.next_refresh.is_some_and(|t| now >= t),
-                // After a failed fetch, the cooldown (checked separately) is the only throttle.
-                s.last_failed
-                    || elapsed_since(now, s.last_kid_refresh, timing.kid_refresh_interval),
-                self.in_cooldown(s, now, timing),
-            )
-        });
-        let online = self.discovery_url.is_some();
-        match loaded {
+        // The common cases, under the read lock: the key is known and no refresh is to start, or
+        // it is unknown and the throttle (or cooldown) allows no fetch and none is in flight.
+        let fast = self.read(|s| match &s.loaded {
             Some(l) if l.keys.keys.contains_key(kid) => {
-                if online && refresh_due && !cooldown {
-                    // Proactive refresh: one caller does it; the others keep using the current keys.
-                    if let Ok(_guard) = self.refresh.try_lock()
-                        && self.read(|s| s.next_refresh.is_some_and(|t| now >= t))
-                    {
-                        // A failure keeps the old keys; it is logged inside.
-                        let _ = self.refresh_now(fetcher, now).await;
+                (!s.refresh_wanted(now, timing)).then(|| Step::Ready(Arc::clone(l)))
+            }
+            Some(_) if s.in_flight.is_none() && !s.kid_refresh_allowed(now, timing) => {
+                Some(Step::Lookup)
+            }
+            _ => None,
+        });
+        let step = match fast {
+            Some(step) => step,
+            None => self.decide(kid, fetcher, now),
+        };
+        match step {
+            Step::Ready(l) => return Ok(l),
+            Step::Cooldown => {
+                return Err(VerifyError::KeysUnavailable(
+                    "metadata fetch failed recently; in cooldown".to_owned(),
+                ));
+            }
+            Step::NoRuntime => return Err(VerifyError::KeysUnavailable(NO_RUNTIME.to_owned())),
+            Step::Wait(done) => wait(done).await,
+            Step::Start(started) => wait(started.spawn()).await,
+            Step::Lookup => {}
+        }
+        let (loaded, last_failed) = self.read(|s| (s.loaded.clone(), s.last_failed));
+        let Some(loaded) = loaded else {
+            return Err(self.read(State::failure));
+        };
+        match lookup_in(&loaded, kid) {
+            // The key set could not be confirmed (the last fetch failed): the kid may be a
+            // freshly rolled key, so ask the caller to retry (503) instead of 401, which Azure
+            // Monitor never retries.
+            Err(VerifyError::UnknownKid(k)) if last_failed => Err(VerifyError::KeysUnavailable(
+                format!("unknown signing key id {k} and the key refresh failed; retry later"),
+            )),
+            other => other,
+        }
+    }
+
+    /// What [`key`](Self::key) does when the read-locked fast path did not settle it: one
+    /// decision under the write lock, so concurrent callers see each other's fetch.
+    fn decide(self: &Arc<Self>, kid: &str, fetcher: &Fetcher, now: DateTime<Utc>) -> Step {
+        let timing = &fetcher.timing;
+        self.write(|s| match s.loaded.clone() {
+            Some(l) if l.keys.keys.contains_key(kid) => {
+                if s.refresh_wanted(now, timing) {
+                    // Proactive refresh: this caller waits for it; the others keep using the
+                    // current keys meanwhile.
+                    match self.start(s, false, fetcher) {
+                        Step::NoRuntime => Step::Ready(l),
+                        step => step,
                     }
-                    return self.lookup(kid);
+                } else {
+                    Step::Ready(l)
                 }
-                lookup_in(&l, kid)
             }
             Some(_) => {
-                if online && kid_refresh_allowed && !cooldown {
-                    let _guard = self.refresh.lock().await;
-                    // Re-check: a concurrent caller may have refreshed while we waited.
-                    let still_allowed = self.read(|s| {
-                        (s.last_failed
-                            || elapsed_since(now, s.last_kid_refresh, timing.kid_refresh_interval))
-                            && !self.in_cooldown(s, now, timing)
-                    });
-                    if still_allowed {
-                        self.write(|s| s.last_kid_refresh = Some(now));
-                        tracing::info!(tenant = %self.tenant, kid = %quote(kid), "unknown kid: refreshing signing keys");
-                        let _ = self.refresh_now(fetcher, now).await;
-                    }
-                }
-                match self.lookup(kid) {
-                    // The key set could not be confirmed (the last fetch failed): the kid may be
-                    // a freshly rolled key, so ask the caller to retry (503) instead of 401,
-                    // which Azure Monitor never retries.
-                    Err(VerifyError::UnknownKid(k)) if online && self.read(|s| s.last_failed) => {
-                        Err(VerifyError::KeysUnavailable(format!(
-                            "unknown signing key id {k} and the key refresh failed; retry later"
-                        )))
-                    }
-                    other => other,
+                if let Some(f) = &mut s.in_flight {
+                    f.for_kid = true;
+                    Step::Wait(f.done.clone())
+                } else if s.kid_refresh_allowed(now, timing) {
+                    tracing::info!(tenant = %self.tenant, kid = %quote(kid), "unknown kid: refreshing signing keys");
+                    self.start(s, true, fetcher)
+                } else {
+                    Step::Lookup
                 }
             }
             None => {
-                if !online {
-                    return Err(VerifyError::KeysUnavailable("no keys loaded".to_owned()));
+                if let Some(f) = &s.in_flight {
+                    Step::Wait(f.done.clone())
+                } else if s.in_cooldown(now, timing) {
+                    Step::Cooldown
+                } else {
+                    self.start(s, false, fetcher)
                 }
-                if cooldown {
-                    return Err(VerifyError::KeysUnavailable(
-                        "metadata fetch failed recently; in cooldown".to_owned(),
-                    ));
-                }
-                let _guard = self.refresh.lock().await;
-                let (loaded_now, cooldown_now) =
-                    self.read(|s| (s.loaded.is_some(), self.in_cooldown(s, now, timing)));
-                if !loaded_now {
-                    if cooldown_now {
-                        return Err(VerifyError::KeysUnavailable(
-                            "metadata fetch failed recently; in cooldown".to_owned(),
-                        ));
-                    }
-                    self.refresh_now(fetcher, now)
-                        .await
-                        .map_err(VerifyError::KeysUnavailable)?;
-                }
-                self.lookup(kid)
             }
-        }
+        })
     }
 
     fn lookup(&self, kid: &str) -> Result<Arc<Loaded>, VerifyError> {
@@ -310,34 +447,72 @@ impl KeySource {
         }
     }
 
-    /// Fetches discovery and JWKS; on success replaces the key set, on failure keeps the old one.
-    /// The caller holds the refresh lock.
-    async fn refresh_now(&self, fetcher: &Fetcher, now: DateTime<Utc>) -> Result<(), String> {
-        self.write(|s| {
-            s.last_attempt = Some(now);
+    /// Registers a fetch as in flight (the caller holds the state's write lock and found none)
+    /// and returns the step that spawns it, detached from the caller, and waits for it.
+    fn start(self: &Arc<Self>, s: &mut State, for_kid: bool, fetcher: &Fetcher) -> Step {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(tenant = %self.tenant, "{NO_RUNTIME}");
+            return Step::NoRuntime;
+        };
+        let (tx, rx) = watch::channel(false);
+        s.in_flight = Some(InFlight {
+            done: rx.clone(),
+            for_kid,
         });
-        match self.fetch(fetcher).await {
-            Ok(loaded) => {
+        let task = FetchTask {
+            source: Arc::clone(self),
+            fetcher: fetcher.clone(),
+            done: tx,
+            finished: false,
+        };
+        Step::Start(Started {
+            runtime,
+            task,
+            done: rx,
+        })
+    }
+
+    /// Records a completed fetch: on success replaces the key set, on failure keeps the old one.
+    /// Either way the cooldown and (if an unknown kid asked for it) the throttle window start now.
+    fn complete(&self, result: Result<Loaded, String>, fetcher: &Fetcher) {
+        let now = fetcher.clock.now();
+        let next = match &result {
+            Ok(_) => {
                 let jitter = rand::random_range(0..=fetcher.timing.refresh_interval.as_secs());
-                let next = chrono::Duration::from_std(
+                chrono::Duration::from_std(
                     fetcher.timing.refresh_interval + Duration::from_secs(jitter),
                 )
                 .ok()
-                .and_then(|d| now.checked_add_signed(d));
+                .and_then(|d| now.checked_add_signed(d))
+            }
+            Err(_) => None,
+        };
+        match &result {
+            Ok(loaded) => {
                 tracing::debug!(tenant = %self.tenant, keys = loaded.keys.keys.len(), "signing keys loaded");
-                self.write(|s| {
-                    s.loaded = Some(Arc::new(loaded));
-                    s.last_failed = false;
-                    s.next_refresh = next;
-                });
-                Ok(())
             }
             Err(reason) => {
                 tracing::warn!(tenant = %self.tenant, %reason, "signing key refresh failed; keeping previous keys");
-                self.write(|s| s.last_failed = true);
-                Err(reason)
             }
         }
+        self.write(|s| {
+            if s.in_flight.take().is_some_and(|f| f.for_kid) {
+                s.last_kid_refresh = Some(now);
+            }
+            s.last_attempt = Some(now);
+            match result {
+                Ok(loaded) => {
+                    s.loaded = Some(Arc::new(loaded));
+                    s.last_failed = false;
+                    s.last_error = None;
+                    s.next_refresh = next;
+                }
+                Err(reason) => {
+                    s.last_failed = true;
+                    s.last_error = Some(reason);
+                }
+            }
+        });
     }
 
     async fn fetch(&self, fetcher: &Fetcher) -> Result<Loaded, String> {

@@ -14,6 +14,10 @@
 //! tokens, 5 minutes each by default) and can be tuned or switched off with
 //! [`TokenVerifierBuilder::token_cache_capacity`] and [`TokenVerifierBuilder::token_cache_max_age`].
 //!
+//! Key fetches run as spawned Tokio tasks, detached from the request that needed them (a caller
+//! that hangs up cannot cancel one), and are shared by concurrent callers; use the verifier
+//! inside a Tokio runtime (outside one, a needed fetch fails with `keys_unavailable`).
+//!
 //! Every failure is a [`VerifyError`] with a stable [`code`](VerifyError::code) and an
 //! [`ErrorClass`] that maps to 401, 403 or 503. The token never appears in errors, logs or `Debug`.
 //!

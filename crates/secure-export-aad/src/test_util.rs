@@ -18,6 +18,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
@@ -125,6 +126,8 @@ struct Shared {
     available: AtomicBool,
     discovery_fetches: AtomicU64,
     jwks_fetches: AtomicU64,
+    /// How long each JWKS request is held before it is answered (real time).
+    jwks_delay: Mutex<Duration>,
     next_kid: AtomicU64,
 }
 
@@ -221,6 +224,7 @@ impl TestIssuerBuilder {
             available: AtomicBool::new(true),
             discovery_fetches: AtomicU64::new(0),
             jwks_fetches: AtomicU64::new(0),
+            jwks_delay: Mutex::new(Duration::ZERO),
             next_kid: AtomicU64::new(2),
         });
         for t in &self.extra_tenants {
@@ -509,13 +513,25 @@ impl TestIssuer {
         self.shared.available.store(available, Ordering::SeqCst);
     }
 
+    /// Holds every JWKS request for `delay` (real time) before answering it, as a slow or
+    /// distant metadata endpoint would; `Duration::ZERO` (the default) answers at once. The
+    /// request is counted in [`jwks_fetches`](Self::jwks_fetches) when it arrives, and the
+    /// answer reflects the keys published when the delay ends.
+    pub fn set_jwks_delay(&self, delay: Duration) {
+        *self
+            .shared
+            .jwks_delay
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = delay;
+    }
+
     /// Discovery documents served so far.
     #[must_use]
     pub fn discovery_fetches(&self) -> u64 {
         self.shared.discovery_fetches.load(Ordering::SeqCst)
     }
 
-    /// JWKS documents served so far.
+    /// JWKS requests received so far (counted on arrival, answered or not).
     #[must_use]
     pub fn jwks_fetches(&self) -> u64 {
         self.shared.jwks_fetches.load(Ordering::SeqCst)
@@ -594,8 +610,15 @@ async fn discovery_v1(State(s): SharedState, Path(tenant): Path<String>) -> Resp
     discovery(&s, &tenant, TokenVersion::V1)
 }
 
-fn jwks(shared: &Shared, tenant: &str, with_issuer: bool) -> Response {
+async fn jwks(shared: &Shared, tenant: &str, with_issuer: bool) -> Response {
     shared.jwks_fetches.fetch_add(1, Ordering::SeqCst);
+    let delay = *shared
+        .jwks_delay
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     if let Err(status) = gate(shared, tenant) {
         return status.into_response();
     }
@@ -603,9 +626,9 @@ fn jwks(shared: &Shared, tenant: &str, with_issuer: bool) -> Response {
 }
 
 async fn jwks_v2(State(s): SharedState, Path(tenant): Path<String>) -> Response {
-    jwks(&s, &tenant, true)
+    jwks(&s, &tenant, true).await
 }
 
 async fn jwks_v1(State(s): SharedState, Path(tenant): Path<String>) -> Response {
-    jwks(&s, &tenant, false)
+    jwks(&s, &tenant, false).await
 }

@@ -60,6 +60,14 @@ pub struct VerifiedCaller {
 /// still re-checked on every use: `exp`/`nbf`/`iat` against the clock, and its signing key must
 /// still be in the very key set that verified it (any key refresh sends it through the full check
 /// again). Failures are never cached.
+///
+/// Needs a Tokio runtime (time and IO drivers enabled, as `reqwest` requires): discovery and
+/// JWKS fetches run as tasks spawned on the current runtime, detached from the call that needed
+/// them, so a caller that hangs up (its `verify` future dropped) never cancels a key fetch;
+/// concurrent callers share the fetch in flight and wait for it, at most about twice
+/// [`fetch_timeout`](TokenVerifierBuilder::fetch_timeout). Polled outside a Tokio runtime, a call
+/// that needs a fetch fails with `keys_unavailable` instead of panicking; an
+/// [`offline_jwks`](TokenVerifierBuilder::offline_jwks) verifier needs no runtime.
 #[derive(Clone)]
 pub struct TokenVerifier {
     inner: Arc<Inner>,
@@ -281,14 +289,17 @@ impl TokenVerifierBuilder {
         self
     }
 
-    /// Smallest gap between two refreshes triggered by an unknown `kid` (default 5 min, at least 1 s).
+    /// Smallest gap between two refreshes triggered by an unknown `kid`, counted from the
+    /// completion of the previous one (default 5 min, at least 1 s). Unknown kids that arrive
+    /// while a fetch is in flight join it instead.
     #[must_use]
     pub fn unknown_kid_refresh_interval(mut self, interval: Duration) -> Self {
         self.timing.kid_refresh_interval = interval;
         self
     }
 
-    /// How long to wait after a failed metadata fetch before trying again (default 30 s, at least 1 s).
+    /// How long to wait after a failed metadata fetch completes before trying again (default
+    /// 30 s, at least 1 s).
     #[must_use]
     pub fn failure_cooldown(mut self, cooldown: Duration) -> Self {
         self.timing.failure_cooldown = cooldown;
@@ -430,10 +441,11 @@ impl TokenVerifierBuilder {
                 leeway_secs: i64::try_from(self.leeway.as_secs()).unwrap_or(300),
                 max_lifetime_secs: i64::try_from(self.max_lifetime.as_secs()).unwrap_or(i64::MAX),
                 authority,
-                clock: self.clock,
+                clock: Arc::clone(&self.clock),
                 fetcher: Fetcher {
                     http,
                     timing: self.timing,
+                    clock: Arc::clone(&self.clock),
                 },
                 offline,
                 sources: RwLock::new(HashMap::new()),
@@ -767,10 +779,11 @@ impl TokenVerifier {
         Ok(())
     }
 
-    /// Loads discovery and keys for every configured tenant and version now. Returns
-    /// `keys_unavailable` if any could not be loaded (they are retried on first use).
+    /// Loads discovery and keys for every configured tenant and version now (joining any fetch
+    /// already in flight). Returns `keys_unavailable` if any could not be loaded (they are
+    /// retried on first use). Dropping the returned future stops only the wait: a load already
+    /// started goes on.
     pub async fn warm_up(&self) -> Result<(), VerifyError> {
-        let now = self.inner.clock.now();
         let sources: Vec<Arc<KeySource>> = self
             .inner
             .sources
@@ -781,7 +794,7 @@ impl TokenVerifier {
             .collect();
         let mut first_err = None;
         for s in sources {
-            if let Err(e) = s.ensure_loaded(&self.inner.fetcher, now).await {
+            if let Err(e) = s.ensure_loaded(&self.inner.fetcher).await {
                 first_err.get_or_insert(e);
             }
         }
