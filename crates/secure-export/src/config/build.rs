@@ -238,6 +238,9 @@ fn servicenow(
     if let Some(state) = &sn.reopen_state {
         config.reopen_state.clone_from(state);
     }
+    if let Some(bytes) = sn.max_response_bytes {
+        config.max_response_bytes = bytes;
+    }
     if let Some(timeout) = sn.timeout {
         config.timeout = timeout;
     }
@@ -265,6 +268,9 @@ fn bmc(
     config.last_name.clone_from(&section.last_name);
     config.assigned_group.clone_from(&section.assigned_group);
     config.company.clone_from(&section.company);
+    if let Some(bytes) = section.max_response_bytes {
+        config.max_response_bytes = bytes;
+    }
     if let Some(timeout) = section.timeout {
         config.timeout = timeout;
     }

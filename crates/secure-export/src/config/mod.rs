@@ -591,6 +591,9 @@ pub struct ServiceNowSection {
     /// Per-call timeout (default: the connector's).
     #[serde(default, deserialize_with = "duration::deserialize_opt")]
     pub timeout: Option<Duration>,
+    /// Largest ITSM response body read (default 4 MiB); a larger one is an error, never
+    /// buffered.
+    pub max_response_bytes: Option<usize>,
 }
 
 /// `[connection.bmc]`.
@@ -618,6 +621,9 @@ pub struct BmcSection {
     /// Per-call timeout (default: the connector's).
     #[serde(default, deserialize_with = "duration::deserialize_opt")]
     pub timeout: Option<Duration>,
+    /// Largest ITSM response body read (default 4 MiB); a larger one is an error, never
+    /// buffered.
+    pub max_response_bytes: Option<usize>,
 }
 
 /// `[connection.cmdb]`.
@@ -1062,6 +1068,7 @@ impl ServiceNowSection {
     ) -> Result<(), ConfigError> {
         let key = |k: &str| format!("{at}.{k}");
         check_url(&self.instance_url, &key("instance_url"))?;
+        check_response_cap(self.max_response_bytes, &key("max_response_bytes"))?;
         one_of(&self.kind, &["incident", "event"], &key("kind"))?;
         one_of(
             &self.auth,
@@ -1111,6 +1118,7 @@ impl BmcSection {
     ) -> Result<(), ConfigError> {
         let key = |k: &str| format!("{at}.{k}");
         check_url(&self.base_url, &key("base_url"))?;
+        check_response_cap(self.max_response_bytes, &key("max_response_bytes"))?;
         for (name, value) in [
             ("username", &self.username),
             ("first_name", &self.first_name),
@@ -1161,6 +1169,13 @@ impl CmdbSection {
             ));
         }
         Ok(())
+    }
+}
+
+fn check_response_cap(value: Option<usize>, key: &str) -> Result<(), ConfigError> {
+    match value {
+        Some(n) if n < 1024 => Err(ConfigError::invalid(key, "must be at least 1024 bytes")),
+        _ => Ok(()),
     }
 }
 

@@ -592,7 +592,9 @@ impl Engine {
         {
             Ok(id) => {
                 self.count_delivery(connection, "quarantined", "unmodelable");
-                tracing::info!(event = "accept.quarantined", connection, id, reason = ?reason);
+                // The reason can quote the body: it is stored with it, logged at debug only.
+                tracing::info!(event = "accept.quarantined", connection, id);
+                tracing::debug!(event = "accept.quarantined", connection, id, reason = ?reason);
                 Ok(id)
             }
             Err(e) => {
