@@ -20,12 +20,20 @@ fuzz_target!(|data: &[u8]| {
         let out2 = serde_json::to_vec(&second).expect("serializes again");
         let third = Alert::from_slice(&out2).expect("parses a third time");
         assert_eq!(third, second);
-        assert_eq!(out2, serde_json::to_vec(&third).expect("serializes a third time"));
+        assert_eq!(
+            out2,
+            serde_json::to_vec(&third).expect("serializes a third time")
+        );
     }
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(id) = ResourceId::parse(text) {
             assert_eq!(ResourceId::parse(id.normalized()).as_ref(), Ok(&id));
-            let _ = (id.resource_type(), id.name(), id.provider(), id.resource_group());
+            let _ = (
+                id.resource_type(),
+                id.name(),
+                id.provider(),
+                id.resource_group(),
+            );
         }
         let _ = parse_timestamp(text);
     }

@@ -1,5 +1,6 @@
 //! [`Binder`] and its builder.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,7 +8,9 @@ use crate::cache::{CacheConfig, Failure, LookupCache, Query};
 use crate::clock::{Clock, SystemClock};
 use crate::static_map::{Pattern, StaticMap};
 use crate::targets::{Candidates, Target};
-use crate::{Binding, CacheStats, CiRecord, CiSource, CmdbLookup, Strategy, Unmatched};
+use crate::{
+    Binding, CacheStats, CiRecord, CiSource, CmdbLookup, LookupPacer, Omitted, Strategy, Unmatched,
+};
 
 /// Default time a found CI stays cached.
 pub const DEFAULT_POSITIVE_TTL: Duration = Duration::from_secs(10 * 60);
@@ -21,6 +24,10 @@ pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(2);
 /// Default time a background lookup may run before it counts as failed.
 pub const DEFAULT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default most candidate targets of one alert that are looked up.
+pub const DEFAULT_MAX_TARGETS: usize = 50;
+/// Default most CMDB requests of one binder (all its binds together) in flight at a time.
+pub const DEFAULT_MAX_CONCURRENT_LOOKUPS: usize = 4;
 
 /// A [`Binder`] configuration that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,7 +54,8 @@ pub enum BinderError {
     /// A CI given in configuration has an empty id.
     #[error("{0}: the CI id is empty")]
     EmptyCiId(String),
-    /// A duration or size setting is zero.
+    /// A duration, size or limit setting is zero (`deadline`, `lookup_timeout`,
+    /// `max_entries`, `max_targets`, `max_concurrent_lookups`).
     #[error("{0} must be greater than zero")]
     Zero(&'static str),
 }
@@ -64,6 +72,9 @@ pub struct BinderBuilder {
     cache: CacheConfig,
     deadline: Duration,
     clock: Arc<dyn Clock>,
+    max_targets: usize,
+    max_concurrent_lookups: usize,
+    pacer: Option<Arc<dyn LookupPacer>>,
 }
 
 impl BinderBuilder {
@@ -87,6 +98,9 @@ impl BinderBuilder {
             },
             deadline: DEFAULT_DEADLINE,
             clock: Arc::new(SystemClock),
+            max_targets: DEFAULT_MAX_TARGETS,
+            max_concurrent_lookups: DEFAULT_MAX_CONCURRENT_LOOKUPS,
+            pacer: None,
         }
     }
 
@@ -166,6 +180,30 @@ impl BinderBuilder {
         self
     }
 
+    /// The most candidate targets of one alert that are looked up (default 50), taken in
+    /// candidate order. The others are not looked up: [`Binding::omitted`] counts them and
+    /// names the first few. Also bounds the notes on malformed entries kept per alert, and so
+    /// the bindings [`Binder::bind_each`] returns. Zero is refused by [`build`](Self::build).
+    pub fn max_targets(mut self, max: usize) -> Self {
+        self.max_targets = max;
+        self
+    }
+
+    /// The most CMDB requests in flight at a time (default 4), across all binds of the binder
+    /// and its clones, including lookups that go on after their bind's deadline. Zero is
+    /// refused by [`build`](Self::build).
+    pub fn max_concurrent_lookups(mut self, max: usize) -> Self {
+        self.max_concurrent_lookups = max;
+        self
+    }
+
+    /// Paces the CMDB requests (not cache hits) by the connection's rate limiter: each waits
+    /// for [`LookupPacer::acquire`] first (default: no pacing).
+    pub fn pacer(mut self, pacer: Arc<dyn LookupPacer>) -> Self {
+        self.pacer = Some(pacer);
+        self
+    }
+
     /// Checks the configuration and builds the binder.
     pub fn build(self) -> Result<Binder, BinderError> {
         let strategies = match self.strategies {
@@ -228,8 +266,14 @@ impl BinderBuilder {
                 return Err(BinderError::Zero(what));
             }
         }
-        if self.cache.max_entries == 0 {
-            return Err(BinderError::Zero("max_entries"));
+        for (value, what) in [
+            (self.cache.max_entries, "max_entries"),
+            (self.max_targets, "max_targets"),
+            (self.max_concurrent_lookups, "max_concurrent_lookups"),
+        ] {
+            if value == 0 {
+                return Err(BinderError::Zero(what));
+            }
         }
         Ok(Binder {
             inner: Arc::new(Inner {
@@ -239,7 +283,13 @@ impl BinderBuilder {
                 fallback,
                 class_hints: self.class_hints,
                 deadline: self.deadline,
-                cache: LookupCache::new(self.cache, self.clock),
+                max_targets: self.max_targets,
+                cache: LookupCache::with_limits(
+                    self.cache,
+                    self.clock,
+                    self.max_concurrent_lookups,
+                    self.pacer,
+                ),
             }),
         })
     }
@@ -259,7 +309,16 @@ struct Inner {
     fallback: Option<CiRecord>,
     class_hints: Vec<(String, String)>,
     deadline: Duration,
+    max_targets: usize,
     cache: LookupCache,
+}
+
+/// What resolving an alert's candidates gave.
+struct Resolution {
+    /// Bound CIs, in candidate order, distinct ids.
+    bound: Vec<CiRecord>,
+    unmatched: Vec<Unmatched>,
+    omitted: Omitted,
 }
 
 /// How one target resolved.
@@ -286,12 +345,24 @@ impl Binder {
         &self.inner.strategies
     }
 
-    /// Resolves candidates into bound CIs (in candidate order, distinct ids) and unmatched
-    /// targets; notes are added per their `only_if_unbound` flag.
-    pub(crate) async fn resolve(&self, candidates: Candidates) -> (Vec<CiRecord>, Vec<Unmatched>) {
+    /// The most candidate targets of one alert that are looked up.
+    #[must_use]
+    pub fn max_targets(&self) -> usize {
+        self.inner.max_targets
+    }
+
+    /// Resolves at most `max_targets` candidates into bound CIs (in candidate order, distinct
+    /// ids) and unmatched targets; notes are added per their `only_if_unbound` flag, targets
+    /// beyond the limit are omitted.
+    async fn resolve(&self, mut candidates: Candidates) -> Resolution {
         if self.inner.strategies.is_empty() {
-            return (Vec::new(), Vec::new());
+            return Resolution {
+                bound: Vec::new(),
+                unmatched: Vec::new(),
+                omitted: Omitted::default(),
+            };
         }
+        candidates.limit(self.inner.max_targets);
         // A huge configured deadline must not overflow the clock (that panics): cap it.
         let now = tokio::time::Instant::now();
         let deadline = now
@@ -305,11 +376,12 @@ impl Binder {
         )
         .await;
         let mut bound: Vec<CiRecord> = Vec::new();
+        let mut bound_ids: HashSet<String> = HashSet::new();
         let mut unmatched = Vec::new();
         for outcome in resolved {
             match outcome {
                 Resolved::Bound(ci) => {
-                    if !bound.iter().any(|b| b.id == ci.id) {
+                    if bound_ids.insert(ci.id.clone()) {
                         bound.push(ci);
                     }
                 }
@@ -324,38 +396,60 @@ impl Binder {
                 .filter(|n| nothing_bound || !n.only_if_unbound)
                 .map(|n| n.unmatched),
         );
-        (bound, unmatched)
+        let mut omitted = candidates.omitted;
+        if nothing_bound {
+            omitted.append(candidates.omitted_if_unbound);
+        }
+        Resolution {
+            bound,
+            unmatched,
+            omitted,
+        }
     }
 
     /// Binds resolved candidates into one binding (fallback when nothing bound).
     pub(crate) async fn bind_candidates(&self, candidates: Candidates) -> Binding {
-        let (bound, unmatched) = self.resolve(candidates).await;
+        let Resolution {
+            bound,
+            unmatched,
+            omitted,
+        } = self.resolve(candidates).await;
         let mut bound = bound.into_iter();
         let primary = bound.next().or_else(|| self.fallback());
         Binding {
             primary,
             affected: bound.collect(),
             unmatched,
+            omitted,
         }
     }
 
-    /// Binds resolved candidates into one binding per CI.
+    /// Binds resolved candidates into one binding per CI (at most `max_targets`).
     pub(crate) async fn bind_each_candidates(&self, candidates: Candidates) -> Vec<Binding> {
-        let (bound, unmatched) = self.resolve(candidates).await;
+        let Resolution {
+            bound,
+            unmatched,
+            omitted,
+        } = self.resolve(candidates).await;
         if bound.is_empty() {
             return vec![Binding {
                 primary: self.fallback(),
                 affected: Vec::new(),
                 unmatched,
+                omitted,
             }];
         }
-        let mut unmatched = Some(unmatched);
+        let mut first = Some((unmatched, omitted));
         bound
             .into_iter()
-            .map(|ci| Binding {
-                primary: Some(ci),
-                affected: Vec::new(),
-                unmatched: unmatched.take().unwrap_or_default(),
+            .map(|ci| {
+                let (unmatched, omitted) = first.take().unwrap_or_default();
+                Binding {
+                    primary: Some(ci),
+                    affected: Vec::new(),
+                    unmatched,
+                    omitted,
+                }
             })
             .collect()
     }
@@ -403,7 +497,7 @@ impl Binder {
                                 .push("resource id: no CI has this Azure resource id".to_owned()),
                         },
                         Err(failure) => {
-                            lookup_failed = true;
+                            lookup_failed |= !failure.is_refusal();
                             attempts.push(format!("resource id: {failure}"));
                         }
                     }
@@ -444,7 +538,7 @@ impl Binder {
                             }
                         }
                         Err(failure) => {
-                            lookup_failed = true;
+                            lookup_failed |= !failure.is_refusal();
                             attempts.push(format!("name: {failure}"));
                         }
                     }
@@ -502,7 +596,20 @@ mod tests {
         delay: Option<Duration>,
         hang: bool,
         fail: bool,
+        /// Answer 429 with this `Retry-After`.
+        throttle: Option<Duration>,
         seen_ids: Mutex<Vec<String>>,
+        in_flight: AtomicUsize,
+        max_in_flight: AtomicUsize,
+    }
+
+    /// Counts a request in flight while alive.
+    struct InFlight<'a>(&'a AtomicUsize);
+
+    impl Drop for InFlight<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
     fn ci(id: &str, name: &str, class: &str) -> CiRecord {
@@ -533,7 +640,14 @@ mod tests {
             self.id_calls.load(Ordering::SeqCst) + self.name_calls.load(Ordering::SeqCst)
         }
 
+        fn max_in_flight(&self) -> usize {
+            self.max_in_flight.load(Ordering::SeqCst)
+        }
+
         async fn behave(&self) -> Result<(), LookupError> {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+            let _in_flight = InFlight(&self.in_flight);
             if self.hang {
                 std::future::pending::<()>().await;
             }
@@ -548,6 +662,16 @@ mod tests {
                     detail: None,
                     code: None,
                     retry_after: None,
+                }));
+            }
+            if let Some(wait) = self.throttle {
+                return Err(LookupError::Backend(secure_export_itsm::ItsmError::Http {
+                    backend: "mock",
+                    status: 429,
+                    message: "too many requests".to_owned(),
+                    detail: None,
+                    code: None,
+                    retry_after: Some(wait),
                 }));
             }
             Ok(())
@@ -1010,5 +1134,325 @@ mod tests {
             ])
             .build();
         assert!(lenient.is_ok());
+    }
+
+    /// A pacer that counts what it is told, optionally making each request wait.
+    #[derive(Debug, Default)]
+    struct CountingPacer {
+        wait: Option<Duration>,
+        acquires: AtomicUsize,
+        succeeded: AtomicUsize,
+        throttled: Mutex<Vec<Duration>>,
+    }
+
+    impl CountingPacer {
+        fn acquires(&self) -> usize {
+            self.acquires.load(Ordering::SeqCst)
+        }
+    }
+
+    #[async_trait]
+    impl LookupPacer for CountingPacer {
+        async fn acquire(&self) {
+            self.acquires.fetch_add(1, Ordering::SeqCst);
+            if let Some(wait) = self.wait {
+                tokio::time::sleep(wait).await;
+            }
+        }
+
+        fn throttled(&self, wait: Duration) {
+            self.throttled.lock().unwrap().push(wait);
+        }
+
+        fn succeeded(&self, _started: tokio::time::Instant) {
+            self.succeeded.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn vm_ids(range: std::ops::Range<usize>) -> Vec<String> {
+        range.map(vm).collect()
+    }
+
+    fn refs(ids: &[String]) -> Vec<&str> {
+        ids.iter().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn max_targets_and_max_concurrent_lookups_must_not_be_zero() {
+        let cmdb: Arc<dyn CmdbLookup> = Arc::new(CountingCmdb::default());
+        let err = Binder::builder(Arc::clone(&cmdb))
+            .max_targets(0)
+            .build()
+            .unwrap_err();
+        assert_eq!(err, BinderError::Zero("max_targets"));
+        assert_eq!(err.to_string(), "max_targets must be greater than zero");
+        let err = Binder::builder(Arc::clone(&cmdb))
+            .max_concurrent_lookups(0)
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "max_concurrent_lookups must be greater than zero"
+        );
+        // More permits than a semaphore can hold are capped, not a panic.
+        let binder = Binder::builder(cmdb)
+            .max_concurrent_lookups(usize::MAX)
+            .max_targets(1)
+            .build()
+            .unwrap();
+        assert_eq!(binder.max_targets(), 1);
+        assert_eq!(
+            Binder::builder(Arc::new(CountingCmdb::default()))
+                .build()
+                .unwrap()
+                .max_targets(),
+            DEFAULT_MAX_TARGETS
+        );
+    }
+
+    #[tokio::test]
+    async fn only_max_targets_are_looked_up_and_the_rest_reported() {
+        let cmdb = Arc::new(CountingCmdb::default());
+        let binder = binder(Arc::clone(&cmdb), Arc::new(ManualClock::new()))
+            .max_targets(10)
+            .build()
+            .unwrap();
+        let ids = vm_ids(0..200);
+        // Collected without a limit: `bind` applies the binder's.
+        let binding = binder.bind_candidates(candidates(&refs(&ids), &[])).await;
+        assert_eq!(cmdb.calls(), 20, "10 targets, by resource id then by name");
+        let unmatched: Vec<&str> = binding
+            .unmatched
+            .iter()
+            .map(|u| u.target.as_str())
+            .collect();
+        assert_eq!(unmatched, refs(&ids[..10]));
+        assert_eq!(binding.omitted.count, 190);
+        assert_eq!(binding.omitted.targets, ids[10..30]);
+        assert!(
+            binding
+                .unmatched_note()
+                .unwrap()
+                .contains("190 more targets")
+        );
+    }
+
+    #[tokio::test]
+    async fn bind_each_yields_at_most_max_targets_bindings() {
+        let mut cmdb = CountingCmdb::default();
+        for n in 0..100 {
+            cmdb = cmdb.with_vm(&vm(n), &format!("sys{n:02}"));
+        }
+        let cmdb = Arc::new(cmdb);
+        let binder = binder(Arc::clone(&cmdb), Arc::new(ManualClock::new()))
+            .max_targets(5)
+            .build()
+            .unwrap();
+        let ids = vm_ids(0..100);
+        let each = binder
+            .bind_each_candidates(candidates(&refs(&ids), &[]))
+            .await;
+        let primaries: Vec<&str> = each
+            .iter()
+            .map(|b| b.primary.as_ref().unwrap().id.as_str())
+            .collect();
+        assert_eq!(primaries, ["sys00", "sys01", "sys02", "sys03", "sys04"]);
+        assert_eq!(cmdb.calls(), 5);
+        assert_eq!(each[0].omitted.count, 95, "reported on the first binding");
+        assert!(each[1..].iter().all(|b| b.omitted.is_empty()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_in_flight_never_exceed_the_bound_across_binds() {
+        let cmdb = Arc::new(CountingCmdb {
+            delay: Some(Duration::from_millis(100)),
+            ..CountingCmdb::default()
+        });
+        let binder = binder(Arc::clone(&cmdb), Arc::new(ManualClock::new()))
+            .max_concurrent_lookups(4)
+            .deadline(Duration::from_secs(60))
+            .lookup_timeout(Duration::from_secs(600))
+            .build()
+            .unwrap();
+        let binds = (0..3).map(|round| {
+            let binder = binder.clone();
+            async move {
+                let ids = vm_ids(round * 20..round * 20 + 20);
+                binder.bind_candidates(candidates(&refs(&ids), &[])).await
+            }
+        });
+        let bindings = futures::future::join_all(binds).await;
+        assert!(bindings.iter().all(|b| b.unmatched.len() == 20));
+        assert_eq!(cmdb.calls(), 120, "60 targets, by resource id then by name");
+        assert_eq!(cmdb.max_in_flight(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lookups_after_the_deadline_keep_their_permits() {
+        let cmdb = Arc::new(CountingCmdb {
+            delay: Some(Duration::from_secs(1)),
+            ..CountingCmdb::default()
+        });
+        let binder = binder(Arc::clone(&cmdb), Arc::new(ManualClock::new()))
+            .strategies(vec![Strategy::ResourceId])
+            .max_concurrent_lookups(2)
+            .deadline(Duration::from_millis(50))
+            .lookup_timeout(Duration::from_secs(600))
+            .build()
+            .unwrap();
+        for round in 0..2 {
+            let ids = vm_ids(round * 6..round * 6 + 6);
+            let binding = binder.bind_candidates(candidates(&refs(&ids), &[])).await;
+            assert!(
+                binding
+                    .unmatched
+                    .iter()
+                    .all(|u| u.reason.contains("binding deadline")),
+                "{binding:?}"
+            );
+            // The abandoned lookups go on, within the bound.
+            assert_eq!(cmdb.in_flight.load(Ordering::SeqCst), 2);
+        }
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(cmdb.calls(), 12, "every abandoned lookup ran in the end");
+        assert_eq!(cmdb.max_in_flight(), 2);
+        assert_eq!(cmdb.in_flight.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lookup_queued_past_the_lookup_timeout_fails_without_being_sent() {
+        let cmdb = Arc::new(CountingCmdb {
+            hang: true,
+            ..CountingCmdb::default()
+        });
+        let binder = binder(Arc::clone(&cmdb), Arc::new(ManualClock::new()))
+            .strategies(vec![Strategy::ResourceId])
+            .max_concurrent_lookups(1)
+            .deadline(Duration::from_millis(50))
+            .lookup_timeout(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        let ids = vm_ids(0..2);
+        binder.bind_candidates(candidates(&refs(&ids), &[])).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let stats = binder.cache_stats();
+        assert_eq!(cmdb.calls(), 1, "the second never got a permit");
+        assert_eq!((stats.lookups, stats.failures), (1, 2));
+
+        // A queue: requests of 300 ms one at a time under a 1 s lookup timeout. Those started
+        // at 0, 0.3, 0.6 and 0.9 s are sent (the last one is cut at 1 s); the other 6 are not.
+        let slow = Arc::new(CountingCmdb {
+            delay: Some(Duration::from_millis(300)),
+            ..CountingCmdb::default()
+        });
+        let queue = Binder::builder(slow.clone())
+            .strategies(vec![Strategy::ResourceId])
+            .max_concurrent_lookups(1)
+            .deadline(Duration::from_millis(50))
+            .lookup_timeout(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        let ids = vm_ids(0..10);
+        queue.bind_candidates(candidates(&refs(&ids), &[])).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let stats = queue.cache_stats();
+        assert_eq!(slow.calls(), 4);
+        assert_eq!((stats.lookups, stats.failures), (4, 7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_pacer_is_awaited_once_per_request_not_on_hits_or_joins() {
+        let mut cmdb = CountingCmdb {
+            delay: Some(Duration::from_millis(10)),
+            ..CountingCmdb::default()
+        };
+        for n in 0..3 {
+            cmdb = cmdb.with_vm(&vm(n), &format!("sys{n:02}"));
+        }
+        let cmdb = Arc::new(cmdb);
+        let pacer = Arc::new(CountingPacer::default());
+        let binder = binder(Arc::clone(&cmdb), Arc::new(ManualClock::new()))
+            .pacer(pacer.clone())
+            .build()
+            .unwrap();
+        let ids = vm_ids(0..3);
+        let binds = (0..10).map(|_| binder.bind_candidates(candidates(&refs(&ids), &[])));
+        let bindings = futures::future::join_all(binds).await;
+        assert!(bindings.iter().all(|b| b.primary.is_some()));
+        let stats = binder.cache_stats();
+        assert_eq!(cmdb.calls(), 3);
+        assert_eq!(stats.lookups, 3);
+        assert_eq!(stats.coalesced, 27, "joiners make no request");
+        assert_eq!(pacer.acquires(), 3);
+        assert_eq!(pacer.succeeded.load(Ordering::SeqCst), 3);
+
+        // Cache hits make no request either.
+        binder.bind_candidates(candidates(&refs(&ids), &[])).await;
+        assert_eq!(pacer.acquires(), 3);
+        assert_eq!(binder.cache_stats().hits, 3);
+
+        // An unknown target: by resource id, then by name.
+        binder.bind_candidates(candidates(&[&vm(9)], &[])).await;
+        assert_eq!((cmdb.calls(), pacer.acquires()), (5, 5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_wait_for_the_pacer() {
+        let cmdb = Arc::new(CountingCmdb::default().with_vm(&vm(1), "sys01"));
+        let pacer = Arc::new(CountingPacer {
+            wait: Some(Duration::from_secs(1)),
+            ..CountingPacer::default()
+        });
+        let binder = binder(Arc::clone(&cmdb), Arc::new(ManualClock::new()))
+            .strategies(vec![Strategy::ResourceId])
+            .deadline(Duration::from_millis(50))
+            .pacer(pacer.clone())
+            .build()
+            .unwrap();
+        let binding = binder.bind_candidates(candidates(&[&vm(1)], &[])).await;
+        assert!(binding.primary.is_none());
+        assert_eq!(
+            (pacer.acquires(), cmdb.calls()),
+            (1, 0),
+            "held by the pacer"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(cmdb.calls(), 1);
+        let binding = binder.bind_candidates(candidates(&[&vm(1)], &[])).await;
+        assert_eq!(binding.primary.map(|ci| ci.id).as_deref(), Some("sys01"));
+        assert_eq!(pacer.acquires(), 1, "answered from the cache");
+    }
+
+    #[tokio::test]
+    async fn throttled_answers_are_reported_to_the_pacer() {
+        let throttled = Arc::new(CountingCmdb {
+            throttle: Some(Duration::from_secs(3)),
+            ..CountingCmdb::default()
+        });
+        let pacer = Arc::new(CountingPacer::default());
+        let binder = binder(Arc::clone(&throttled), Arc::new(ManualClock::new()))
+            .strategies(vec![Strategy::ResourceId])
+            .pacer(pacer.clone())
+            .build()
+            .unwrap();
+        let binding = binder.bind_candidates(candidates(&[&vm(1)], &[])).await;
+        assert!(binding.lookup_failed());
+        assert_eq!(*pacer.throttled.lock().unwrap(), [Duration::from_secs(3)]);
+        assert_eq!(pacer.succeeded.load(Ordering::SeqCst), 0);
+
+        // A 503 without Retry-After is a failure, not a throttle.
+        let failing = Arc::new(CountingCmdb {
+            fail: true,
+            ..CountingCmdb::default()
+        });
+        let pacer = Arc::new(CountingPacer::default());
+        let second = Binder::builder(failing)
+            .strategies(vec![Strategy::ResourceId])
+            .pacer(pacer.clone())
+            .build()
+            .unwrap();
+        second.bind_candidates(candidates(&[&vm(1)], &[])).await;
+        assert_eq!(pacer.acquires(), 1);
+        assert!(pacer.throttled.lock().unwrap().is_empty());
     }
 }

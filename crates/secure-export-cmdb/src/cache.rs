@@ -5,6 +5,11 @@
 //! starts one on a background task; it then waits at most until its deadline. A lookup that
 //! outlives the deadline keeps running (up to the lookup timeout) and fills the cache for the
 //! next alert.
+//!
+//! The background task is the only place a request is sent from: it first takes a permit of
+//! the binder's semaphore (at most `max_concurrent_lookups` requests at a time, across every
+//! bind of the binder, including those still running after their bind gave up), then waits
+//! for the [`LookupPacer`] if one is configured. The lookup timeout covers the waits too.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -12,10 +17,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use secure_export_itsm::RetryClass;
+use tokio::sync::{Semaphore, watch};
 
 use crate::clock::Clock;
-use crate::{CiRecord, CmdbLookup, LookupError};
+use crate::{CiRecord, CmdbLookup, LookupError, LookupPacer};
 
 /// What a lookup answered: the CIs found (possibly none) or why it failed.
 pub(crate) type Outcome = Result<Arc<[CiRecord]>, LookupError>;
@@ -28,7 +34,8 @@ pub struct CacheStats {
     pub hits: u64,
     /// Requests that found no fresh entry (each either started a lookup or joined one).
     pub misses: u64,
-    /// Lookups actually sent to the CMDB.
+    /// Lookups actually sent to the CMDB (counted when sent: after the concurrency permit and
+    /// the pacer).
     pub lookups: u64,
     /// Misses that joined a lookup already in flight for the same key (single flight).
     pub coalesced: u64,
@@ -107,6 +114,13 @@ pub(crate) enum Failure {
     Abandoned,
 }
 
+impl Failure {
+    /// The lookup was refused by the [`CmdbLookup`] itself (never sent): not a CMDB failure.
+    pub(crate) fn is_refusal(&self) -> bool {
+        matches!(self, Self::Lookup(LookupError::Refused(_)))
+    }
+}
+
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -155,6 +169,11 @@ struct Shared {
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
     counters: Counters,
+    /// One permit per request in flight (never closed).
+    permits: Semaphore,
+    /// The configured number of permits.
+    max_concurrent: usize,
+    pacer: Option<Arc<dyn LookupPacer>>,
 }
 
 /// A clonable handle to one cache.
@@ -168,6 +187,8 @@ impl fmt::Debug for LookupCache {
         f.debug_struct("LookupCache")
             .field("config", &self.shared.config)
             .field("clock", &self.shared.clock)
+            .field("max_concurrent", &self.shared.max_concurrent)
+            .field("pacer", &self.shared.pacer)
             .field("stats", &self.stats())
             .finish()
     }
@@ -186,6 +207,7 @@ impl Shared {
         match outcome {
             Ok(found) if found.is_empty() => self.config.negative_ttl,
             Ok(_) => self.config.positive_ttl,
+            Err(LookupError::Refused(_)) => self.config.negative_ttl,
             Err(_) => self.config.failure_ttl,
         }
     }
@@ -224,6 +246,39 @@ impl Shared {
         {
             state.map.remove(key);
         }
+    }
+
+    /// Sends one request: holding a permit for its whole run, after the pacer's go; not at
+    /// all if `deadline` passed while waiting for them.
+    async fn request(
+        &self,
+        query: &Query,
+        lookup: &dyn CmdbLookup,
+        deadline: tokio::time::Instant,
+    ) -> Result<Vec<CiRecord>, LookupError> {
+        // `acquire` fails only on a closed semaphore, and this one is never closed.
+        let _permit = self.permits.acquire().await.ok();
+        if let Some(pacer) = &self.pacer {
+            pacer.acquire().await;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(LookupError::Timeout(self.config.lookup_timeout));
+        }
+        bump(&self.counters.lookups);
+        let started = tokio::time::Instant::now();
+        let result = query.run(lookup).await;
+        if let Some(pacer) = &self.pacer {
+            match &result {
+                Ok(_) => pacer.succeeded(started),
+                Err(LookupError::Backend(err)) => {
+                    if let RetryClass::Throttled(wait) = err.retry_class() {
+                        pacer.throttled(wait);
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+        result
     }
 
     /// Makes room for one more entry: drops expired entries, then least recently used ones.
@@ -274,13 +329,30 @@ impl Drop for PendingGuard {
 }
 
 impl LookupCache {
+    /// A cache with the default concurrency bound and no pacer.
+    #[cfg(test)]
     pub(crate) fn new(config: CacheConfig, clock: Arc<dyn Clock>) -> Self {
+        Self::with_limits(config, clock, crate::DEFAULT_MAX_CONCURRENT_LOOKUPS, None)
+    }
+
+    /// A cache sending at most `max_concurrent` requests at a time (at least one), each after
+    /// `pacer`'s go.
+    pub(crate) fn with_limits(
+        config: CacheConfig,
+        clock: Arc<dyn Clock>,
+        max_concurrent: usize,
+        pacer: Option<Arc<dyn LookupPacer>>,
+    ) -> Self {
+        let max_concurrent = max_concurrent.clamp(1, Semaphore::MAX_PERMITS);
         Self {
             shared: Arc::new(Shared {
                 config,
                 clock,
                 state: Mutex::new(State::default()),
                 counters: Counters::default(),
+                permits: Semaphore::new(max_concurrent),
+                max_concurrent,
+                pacer,
             }),
         }
     }
@@ -350,7 +422,6 @@ impl LookupCache {
                             generation: tick,
                         },
                     );
-                    bump(&shared.counters.lookups);
                     let guard = PendingGuard {
                         shared: Arc::clone(shared),
                         key,
@@ -376,8 +447,8 @@ impl LookupCache {
     }
 }
 
-/// The background half of a lookup: runs it under the lookup timeout, caches and publishes
-/// the outcome.
+/// The background half of a lookup: runs it (permit, pacer, request) under the lookup timeout,
+/// caches and publishes the outcome.
 async fn run_lookup(
     mut guard: PendingGuard,
     tx: watch::Sender<Option<Outcome>>,
@@ -385,7 +456,13 @@ async fn run_lookup(
     lookup: Arc<dyn CmdbLookup>,
 ) {
     let limit = guard.shared.config.lookup_timeout;
-    let outcome: Outcome = match tokio::time::timeout(limit, query.run(lookup.as_ref())).await {
+    // A huge configured timeout must not overflow the clock (that panics): cap it.
+    let now = tokio::time::Instant::now();
+    let deadline = now
+        .checked_add(limit)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 86_400));
+    let request = guard.shared.request(&query, lookup.as_ref(), deadline);
+    let outcome: Outcome = match tokio::time::timeout_at(deadline, request).await {
         Ok(Ok(found)) => Ok(Arc::from(found)),
         Ok(Err(err)) => Err(err),
         Err(_elapsed) => Err(LookupError::Timeout(limit)),

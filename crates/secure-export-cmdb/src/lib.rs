@@ -3,8 +3,9 @@
 //! A [`CmdbLookup`] finds configuration items (CIs) in one CMDB: ServiceNow and BMC Helix
 //! implement it in their backend crates, and you can implement it for your own CMDB.
 //! A [`Binder`] turns an [`Alert`](secure_export_schema::Alert) into a [`Binding`]: the primary
-//! CI of the work item, the other affected CIs, and the targets it could not bind, each with a
-//! reason the work item can carry ([`Binding::unmatched_note`]).
+//! CI of the work item, the other affected CIs, the targets it could not bind, each with a
+//! reason the work item can carry ([`Binding::unmatched_note`]), and the targets it left out
+//! because the alert names too many ([`Binding::omitted`]).
 //!
 //! # Candidate targets
 //!
@@ -38,6 +39,27 @@
 //!   is not looked up; such alerts bind to the fallback CI if one is configured.
 //! * `alertTargetIDs` entries that are not ARM ids are always reported unmatched.
 //!
+//! ## Bounds
+//!
+//! One alert may name thousands of targets (its body is limited only by the receiver's size
+//! limit), so binding is bounded per alert:
+//!
+//! * At most [`BinderBuilder::max_targets`] candidates (default
+//!   [`DEFAULT_MAX_TARGETS`] = 50), the first in the order above, are looked up: each costs at
+//!   most one request per lookup strategy (resource id, then name). The others are not looked
+//!   up; [`Binding::omitted`] counts them and names the first [`NOTE_LIST_LIMIT`], and
+//!   [`Binding::omitted_note`] (also part of [`Binding::unmatched_note`]) says so in the work
+//!   item's notes. [`Binder::bind_each`] therefore returns at most `max_targets` bindings.
+//!   Notes on malformed entries (a target that is not an ARM id, ...) are bounded the same
+//!   way.
+//! * Collecting the candidates is linear in the alert's size: de-duplication uses hash sets
+//!   (of lower-cased ids and names), and an entry past the limit is parsed, classified and
+//!   counted but not kept. For a 6,000-target alert that is a few milliseconds, the same
+//!   order as parsing its JSON; collection yields to the scheduler every 1,000 entries, so it
+//!   does not hold an async worker for that long.
+//!
+//! Notes list at most [`NOTE_LIST_LIMIT`] targets, then "... and N more".
+//!
 //! # Strategies
 //!
 //! Each target is tried with the configured [`Strategy`] list in order, stopping at the first
@@ -53,6 +75,20 @@
 //! Concurrent lookups of one key make one request (single flight). `bind` never waits more
 //! than its deadline (default 2 s): a slower lookup degrades to "unbound" with a reason and
 //! goes on in the background to fill the cache. [`Binder::cache_stats`] exposes the counters.
+//!
+//! Requests to the CMDB (cache misses that do not join a lookup in flight) are bounded and
+//! paced per binder, that is per connection, across all its concurrent binds:
+//!
+//! * At most [`BinderBuilder::max_concurrent_lookups`] (default
+//!   [`DEFAULT_MAX_CONCURRENT_LOOKUPS`] = 4) are in flight at a time; the others queue for a
+//!   permit. A lookup that goes on in the background after its bind's deadline keeps its
+//!   permit until it ends, so abandoned lookups cannot pile up past the bound. The lookup
+//!   timeout (default 10 s) counts from the queue: a lookup that cannot even start in that
+//!   time fails like one that got no answer.
+//! * With a [`LookupPacer`] ([`BinderBuilder::pacer`]; the receiver passes its per-backend
+//!   call limiter), each request first awaits [`LookupPacer::acquire`], and a throttled answer
+//!   (429 or 503 with `Retry-After`) is reported to [`LookupPacer::throttled`]. Cache hits
+//!   and single-flight joiners make no request and are not paced.
 //!
 //! # Example
 //!
@@ -111,10 +147,11 @@ mod targets;
 
 pub use binder::{
     Binder, BinderBuilder, BinderError, DEFAULT_DEADLINE, DEFAULT_FAILURE_TTL,
-    DEFAULT_LOOKUP_TIMEOUT, DEFAULT_MAX_ENTRIES, DEFAULT_NEGATIVE_TTL, DEFAULT_POSITIVE_TTL,
+    DEFAULT_LOOKUP_TIMEOUT, DEFAULT_MAX_CONCURRENT_LOOKUPS, DEFAULT_MAX_ENTRIES,
+    DEFAULT_MAX_TARGETS, DEFAULT_NEGATIVE_TTL, DEFAULT_POSITIVE_TTL,
 };
-pub use binding::{Binding, Unmatched};
+pub use binding::{Binding, NOTE_LIST_LIMIT, Omitted, Unmatched};
 pub use cache::CacheStats;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use lookup::{CiRecord, CiSource, CmdbLookup, LookupError};
+pub use lookup::{CiRecord, CiSource, CmdbLookup, LookupError, LookupPacer};
 pub use strategy::{ParseStrategyError, Strategy};

@@ -51,6 +51,12 @@ pub enum LookupError {
     /// The lookup did not finish before its deadline.
     #[error("cmdb lookup timed out after {0:?}")]
     Timeout(std::time::Duration),
+    /// The lookup was not sent because the value may not enter a CMDB query (for example a
+    /// ServiceNow value beginning with `javascript:`). Not a CMDB failure: the target is
+    /// reported unbound with this reason, the item is not held back, and the answer is cached
+    /// like "not found".
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Finds configuration items in one CMDB.
@@ -70,4 +76,27 @@ pub trait CmdbLookup: Send + Sync + std::fmt::Debug {
         name: &str,
         class_hint: Option<&str>,
     ) -> Result<Vec<CiRecord>, LookupError>;
+}
+
+/// Paces the CMDB requests of a [`Binder`](crate::Binder) by the connection's rate limiter.
+///
+/// Every request the binder sends to its [`CmdbLookup`] first awaits [`acquire`](Self::acquire)
+/// (cache hits and lookups joining one already in flight do not). A lookup that fails because
+/// the CMDB throttled it (HTTP 429 or 503 with `Retry-After`) is reported to
+/// [`throttled`](Self::throttled), a successful one to [`succeeded`](Self::succeeded).
+/// Configure it with [`BinderBuilder::pacer`](crate::BinderBuilder::pacer).
+#[async_trait]
+pub trait LookupPacer: Send + Sync + std::fmt::Debug {
+    /// Waits until the next CMDB request may start.
+    async fn acquire(&self);
+
+    /// The CMDB asked to wait `wait` before the next request.
+    fn throttled(&self, wait: std::time::Duration) {
+        let _ = wait;
+    }
+
+    /// A request that started (after [`acquire`](Self::acquire)) at `started` succeeded.
+    fn succeeded(&self, started: tokio::time::Instant) {
+        let _ = started;
+    }
 }

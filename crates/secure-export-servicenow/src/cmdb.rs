@@ -111,19 +111,26 @@ fn id_candidates(id: &str) -> (Vec<String>, String) {
 /// The refusal is not a [`LookupError`]: every error makes the binder report the lookup as
 /// failed (and the outbox then waits for the CMDB as if it were down), while this answer is
 /// final. The binder reports the target as unmatched ("no CI named ...").
-fn refused(what: &'static str, value: &str, refusal: Refusal) -> Vec<CiRecord> {
+fn refused(
+    what: &'static str,
+    value: &str,
+    refusal: Refusal,
+) -> Result<Vec<CiRecord>, LookupError> {
     if refusal == Refusal::Empty {
         tracing::debug!(target: "servicenow", lookup = what, "empty cmdb lookup value");
-    } else {
-        tracing::warn!(
-            target: "servicenow",
-            lookup = what,
-            value = %value.escape_debug(),
-            reason = %refusal,
-            "cmdb lookup not sent"
-        );
+        return Ok(Vec::new());
     }
-    Vec::new()
+    tracing::warn!(
+        target: "servicenow",
+        lookup = what,
+        value = %value.escape_debug(),
+        reason = %refusal,
+        "cmdb lookup not sent"
+    );
+    let shown: String = value.chars().take(80).collect();
+    Err(LookupError::Refused(format!(
+        "{shown:?} is never sent to ServiceNow ({refusal})"
+    )))
 }
 
 #[async_trait]
@@ -134,7 +141,7 @@ impl CmdbLookup for ServiceNowCmdb {
         let id = resource_id.trim().trim_end_matches('/');
         let id = match query::check(id) {
             Ok(id) => id,
-            Err(refusal) => return Ok(refused("resource id", resource_id, refusal)),
+            Err(refusal) => return refused("resource id", resource_id, refusal),
         };
         let (mut candidates, tail) = id_candidates(id);
         // The bare subscription id is a second spelling, checked on its own.
@@ -177,7 +184,7 @@ impl CmdbLookup for ServiceNowCmdb {
     ) -> Result<Vec<CiRecord>, LookupError> {
         let name = match query::check(name.trim()) {
             Ok(name) => name,
-            Err(refusal) => return Ok(refused("name", name, refusal)),
+            Err(refusal) => return refused("name", name, refusal),
         };
         let hinted = class_hint.filter(|c| is_identifier(c));
         let tables: Vec<&str> = match hinted {

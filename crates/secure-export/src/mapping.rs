@@ -71,6 +71,9 @@ pub struct BindingSummary {
     pub cis: Vec<CiRef>,
     /// Targets that were not bound, with the reason.
     pub unbound: Vec<Unbound>,
+    /// Targets not looked up because the alert named more than `max_targets` (a bounded
+    /// note listing some of them and counting the rest).
+    pub omitted: Option<String>,
 }
 
 /// One unbound target.
@@ -366,6 +369,7 @@ impl Mapping {
         for u in &binding.unbound {
             push("Not bound", Some(&format!("{}: {}", u.target, u.reason)));
         }
+        push("Not looked up", binding.omitted.as_deref());
         lines.join("\n")
     }
 
@@ -445,6 +449,7 @@ mod tests {
     #[test]
     fn default_title_description_and_severity() {
         let binding = BindingSummary {
+            omitted: None,
             cis: vec![CiRef::new("ci1", "vm1")],
             unbound: vec![Unbound {
                 target: "/x".to_owned(),
@@ -511,6 +516,7 @@ mod tests {
             )
             .unwrap();
         let b = BindingSummary {
+            omitted: None,
             cis: vec![CiRef::new("1", "vm1")],
             unbound: vec![],
         };

@@ -476,6 +476,7 @@ fn summary(b: &secure_export_cmdb::Binding) -> BindingSummary {
                 reason: u.reason.clone(),
             })
             .collect(),
+        omitted: b.omitted_note(),
     }
 }
 

@@ -150,8 +150,9 @@ fn connection_runtime(
             BackendKind::Servicenow => servicenow(conn, at, http)?,
             BackendKind::Bmc => bmc(conn, at, http)?,
         };
+    let mut rt = ConnectionRuntime::new(conn.name.clone(), connector);
     let binder = match &conn.cmdb {
-        Some(cmdb) => Some(binder(cmdb, lookup, &key("cmdb"))?),
+        Some(cmdb) => Some(binder(cmdb, lookup, &key("cmdb"), conn.max_targets, &rt)?),
         None => None,
     };
     let policy = LifecyclePolicy {
@@ -181,7 +182,6 @@ fn connection_runtime(
             .with_field_template(field, template)
             .map_err(|e| ConfigError::invalid(format!("{at}.fields.{field}"), e.to_string()))?;
     }
-    let mut rt = ConnectionRuntime::new(conn.name.clone(), connector);
     rt.binder = binder;
     rt.policy = policy;
     rt.mapping = mapping;
@@ -312,10 +312,14 @@ fn ci_record(spec: &CiSpec, source: CiSource) -> CiRecord {
     }
 }
 
+/// The connection's binder: its strategies and TTLs, at most `max_targets` targets per alert,
+/// CMDB lookups paced by the connection's call limiter.
 fn binder(
     cmdb: &CmdbSection,
     lookup: Option<Arc<dyn CmdbLookup>>,
     at: &str,
+    max_targets: usize,
+    rt: &ConnectionRuntime,
 ) -> Result<secure_export_cmdb::Binder, ConfigError> {
     let mut strategies = Vec::with_capacity(cmdb.strategies.len());
     for (i, s) in cmdb.strategies.iter().enumerate() {
@@ -327,6 +331,8 @@ fn binder(
     }
     let lookup = lookup.unwrap_or_else(|| Arc::new(NoCmdb));
     let mut builder = BinderBuilder::new(lookup)
+        .max_targets(max_targets)
+        .pacer(rt.cmdb_pacer())
         .strategies(strategies)
         .static_map(
             cmdb.static_map

@@ -837,7 +837,13 @@ impl Config {
         let mut config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
             let key = e.path().to_string();
             let message = e.into_inner().to_string();
-            ConfigError::invalid(if key == "." { "(root)".to_owned() } else { key }, message)
+            // A top-level key named `""` has an empty path: report it at the root too.
+            let key = if key == "." || key.is_empty() {
+                "(root)".to_owned()
+            } else {
+                key
+            };
+            ConfigError::invalid(key, message)
         })?;
         config.validate(&env)?;
         Ok(config)

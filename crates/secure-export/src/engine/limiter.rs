@@ -68,6 +68,19 @@ impl Limiter {
         }
     }
 
+    /// Sets the configured ceiling (see [`with_ceiling`](Self::with_ceiling)); the engine calls
+    /// this with the connection's `max_calls_per_second` when it starts.
+    pub(crate) fn set_ceiling(&self, ceiling: Option<f64>) {
+        let ceiling = ceiling.filter(|c| c.is_finite() && *c > 0.0);
+        let mut s = self.lock();
+        s.ceiling = ceiling;
+        s.rate = match (s.rate, ceiling) {
+            (Some(rate), Some(c)) => Some(rate.min(c)),
+            (rate, None) => rate,
+            (None, c) => c,
+        };
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -155,6 +168,23 @@ impl Limiter {
         }
         s.last_change = now;
         s.next_slot = s.next_slot.max(until);
+    }
+}
+
+/// CMDB lookups share the backend's limiter with the ITSM calls: the same instance, the same
+/// rate limit (a ServiceNow or BMC rate limit counts every request of the integration user).
+#[async_trait::async_trait]
+impl secure_export_cmdb::LookupPacer for Limiter {
+    async fn acquire(&self) {
+        Limiter::acquire(self).await;
+    }
+
+    fn throttled(&self, wait: Duration) {
+        Limiter::throttled(self, wait);
+    }
+
+    fn succeeded(&self, started: Instant) {
+        Limiter::succeeded(self, started);
     }
 }
 

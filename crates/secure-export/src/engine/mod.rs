@@ -87,6 +87,8 @@ pub struct ConnectionRuntime {
     /// An event dated further than this in the future is treated as received now, so a wrong
     /// (or hostile) timestamp cannot make later events stale.
     pub max_clock_skew: Duration,
+    /// The backend's call limiter, shared with the CMDB binder ([`Self::cmdb_pacer`]).
+    limiter: Arc<limiter::Limiter>,
 }
 
 impl ConnectionRuntime {
@@ -103,7 +105,17 @@ impl ConnectionRuntime {
             allow_list: AllowList::any(),
             max_queued: None,
             max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
+            limiter: Arc::new(limiter::Limiter::default()),
         }
+    }
+
+    /// A pacer for this connection's CMDB binder ([`BinderBuilder::pacer`]): CMDB lookups then
+    /// wait their turn in the same rate limiter as the ITSM calls (and a throttled lookup
+    /// pauses both). Clones of this runtime share it.
+    ///
+    /// [`BinderBuilder::pacer`]: secure_export_cmdb::BinderBuilder::pacer
+    pub fn cmdb_pacer(&self) -> Arc<dyn secure_export_cmdb::LookupPacer> {
+        self.limiter.clone()
     }
 }
 
@@ -296,7 +308,7 @@ pub(crate) struct Conn {
     pub(crate) rt: ConnectionRuntime,
     pub(crate) notify: Notify,
     /// Shared pause after a throttled answer and call pacing for this backend.
-    pub(crate) limiter: limiter::Limiter,
+    pub(crate) limiter: Arc<limiter::Limiter>,
     /// Approximate jobs queued for this connection (resynchronized by housekeeping).
     pub(crate) depth: AtomicI64,
 }
@@ -354,7 +366,8 @@ impl Engine {
                 ));
             }
             let name = rt.name.clone();
-            let limiter = limiter::Limiter::with_ceiling(rt.max_calls_per_second);
+            let limiter = rt.limiter.clone();
+            limiter.set_ceiling(rt.max_calls_per_second);
             let conn = Conn {
                 rt,
                 notify: Notify::new(),
